@@ -1,0 +1,10 @@
+//! `causeway agent` (not built yet).
+
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`causeway agent` is not implemented yet")
+}

@@ -1,0 +1,10 @@
+//! `causeway trace` (not built yet).
+
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`causeway trace` is not implemented yet")
+}

@@ -1,0 +1,423 @@
+//! The event record: the JSON-lines contract of `shared/design/brief.md`.
+//!
+//! Strings that the observed workload controls (argv, paths, names) are stored in the
+//! escaped form of [`crate::escape`]: valid UTF-8 is kept as is (with `\` doubled) and other
+//! bytes become `\xNN`, so nothing is lost and nothing is invalid JSON.
+
+use crate::timefmt::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What happened, as `family.verb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Kind {
+    #[serde(rename = "process.fork")]
+    ProcessFork,
+    #[serde(rename = "process.exec")]
+    ProcessExec,
+    #[serde(rename = "process.exit")]
+    ProcessExit,
+    #[serde(rename = "net.connect")]
+    NetConnect,
+    #[serde(rename = "net.accept")]
+    NetAccept,
+    #[serde(rename = "net.listen")]
+    NetListen,
+    #[serde(rename = "file.open")]
+    FileOpen,
+    #[serde(rename = "file.rename")]
+    FileRename,
+    #[serde(rename = "file.unlink")]
+    FileUnlink,
+    #[serde(rename = "file.chmod")]
+    FileChmod,
+    #[serde(rename = "cred.change")]
+    CredChange,
+    #[serde(rename = "process.ptrace")]
+    ProcessPtrace,
+    #[serde(rename = "fs.mount")]
+    FsMount,
+    #[serde(rename = "kernel.module_load")]
+    KernelModuleLoad,
+    #[serde(rename = "kernel.bpf_load")]
+    KernelBpfLoad,
+    #[serde(rename = "process.memfd_create")]
+    ProcessMemfdCreate,
+}
+
+impl Kind {
+    /// Every kind, in a stable order.
+    pub const ALL: [Kind; 16] = [
+        Kind::ProcessFork,
+        Kind::ProcessExec,
+        Kind::ProcessExit,
+        Kind::NetConnect,
+        Kind::NetAccept,
+        Kind::NetListen,
+        Kind::FileOpen,
+        Kind::FileRename,
+        Kind::FileUnlink,
+        Kind::FileChmod,
+        Kind::CredChange,
+        Kind::ProcessPtrace,
+        Kind::FsMount,
+        Kind::KernelModuleLoad,
+        Kind::KernelBpfLoad,
+        Kind::ProcessMemfdCreate,
+    ];
+
+    /// The contract's spelling, e.g. `process.exec`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ProcessFork => "process.fork",
+            Kind::ProcessExec => "process.exec",
+            Kind::ProcessExit => "process.exit",
+            Kind::NetConnect => "net.connect",
+            Kind::NetAccept => "net.accept",
+            Kind::NetListen => "net.listen",
+            Kind::FileOpen => "file.open",
+            Kind::FileRename => "file.rename",
+            Kind::FileUnlink => "file.unlink",
+            Kind::FileChmod => "file.chmod",
+            Kind::CredChange => "cred.change",
+            Kind::ProcessPtrace => "process.ptrace",
+            Kind::FsMount => "fs.mount",
+            Kind::KernelModuleLoad => "kernel.module_load",
+            Kind::KernelBpfLoad => "kernel.bpf_load",
+            Kind::ProcessMemfdCreate => "process.memfd_create",
+        }
+    }
+
+    /// Parse the contract's spelling.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The host an event comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Host {
+    pub name: String,
+    /// Machine id (`/etc/machine-id`), or the boot id where there is none.
+    pub id: String,
+}
+
+/// The container a process runs in, derived from its cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Container {
+    /// Runtime id (64 hex digits for docker/containerd/cri-o/podman).
+    pub id: String,
+    /// `docker`, `containerd`, `cri-o`, `podman`, `runc` or `unknown`.
+    pub runtime: String,
+    /// Kubernetes pod UID when the cgroup path names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+    /// The cgroup v2 path the attribution came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+}
+
+/// The process that caused the event, as known when it happened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    /// Opaque stable id, see [`crate::id::ProcessKey`].
+    pub id: String,
+    pub pid: u32,
+    pub ppid: u32,
+    /// Id of the parent process; empty when unknown.
+    #[serde(default)]
+    pub parent_id: String,
+    /// Absolute path of the executable image (escaped form).
+    #[serde(default)]
+    pub exe: String,
+    /// Arguments (escaped form), at most the documented bound (see `argv_truncated`).
+    #[serde(default)]
+    pub argv: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub argv_truncated: bool,
+    #[serde(default)]
+    pub cwd: String,
+    /// Kernel command name (16 bytes at most).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comm: String,
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub euid: u32,
+    #[serde(default)]
+    pub gid: u32,
+    #[serde(default)]
+    pub egid: u32,
+    /// Login uid; `null` when unset (4294967295 in the kernel).
+    #[serde(default)]
+    pub auid: Option<u32>,
+    /// Audit session id; `null` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u32>,
+    /// Controlling terminal such as `pts/0`; `null` when none.
+    #[serde(default)]
+    pub tty: Option<String>,
+    /// When the process started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Timestamp>,
+    #[serde(default)]
+    pub container: Option<Container>,
+    /// The systemd unit the process runs in, for host services (e.g. `ssh.service`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Exec details.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exec {
+    /// The path as passed to execve (may be relative).
+    pub filename: String,
+    /// The image is a memfd (fileless exec).
+    #[serde(default)]
+    pub memfd: bool,
+    /// The image file had no links left (deleted) when it was executed.
+    #[serde(default)]
+    pub deleted: bool,
+    /// Set-user-ID or set-group-ID image that changed credentials.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub setid: bool,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exit {
+    /// Exit status when it exited normally.
+    pub code: Option<i32>,
+    /// Signal number when a signal killed it.
+    pub signal: Option<i32>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub core_dumped: bool,
+}
+
+/// One end of a flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub ip: String,
+    pub port: u16,
+}
+
+/// A network flow as seen by the process.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+    pub local: Endpoint,
+    pub remote: Endpoint,
+    /// Non-blocking connect still in progress when the syscall returned.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub in_progress: bool,
+}
+
+/// A file the event touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct File {
+    /// Absolute path (escaped form).
+    pub path: String,
+    /// Destination for `file.rename`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_path: Option<String>,
+    /// open(2) flags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<u32>,
+    /// Opened for writing (or created/truncated).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub write: bool,
+    /// The path is in the configured sensitive set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sensitive: bool,
+    /// New mode for `file.chmod`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inode: Option<u64>,
+    /// The path was longer than the kernel-side bound and was cut.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
+}
+
+/// A set of credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Creds {
+    pub uid: u32,
+    pub euid: u32,
+    pub suid: u32,
+    pub fsuid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub sgid: u32,
+    pub fsgid: u32,
+    /// Effective capability mask.
+    pub cap_effective: u64,
+}
+
+/// A credential change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cred {
+    /// The syscall, e.g. `setresuid`.
+    pub syscall: String,
+    pub old: Creds,
+    pub new: Creds,
+}
+
+/// The process a ptrace acted on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub pid: u32,
+    /// Process id of the target when known.
+    #[serde(default)]
+    pub id: String,
+    /// Request name, e.g. `PTRACE_ATTACH`.
+    pub request: String,
+}
+
+/// A mount.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    pub source: String,
+    pub target: String,
+    pub fstype: String,
+    pub flags: u64,
+    /// Syscall result: 0 or a negative errno.
+    pub result: i64,
+}
+
+/// A kernel module load attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Module {
+    /// `init_module` or `finit_module`.
+    pub syscall: String,
+    /// Path of the module file for `finit_module`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub result: i64,
+}
+
+/// A BPF program load.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bpf {
+    pub prog_type: u32,
+    pub prog_name: String,
+    pub result: i64,
+}
+
+/// A memfd creation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Memfd {
+    pub name: String,
+    pub flags: u32,
+    /// The new file descriptor, or a negative errno.
+    pub result: i64,
+}
+
+/// One event: the contract's JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub time: Timestamp,
+    pub kind: Kind,
+    pub host: Host,
+    pub process: Process,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Exec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<Exit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<File>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cred: Option<Cred>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<Mount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<Module>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<Bpf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memfd: Option<Memfd>,
+}
+
+impl Event {
+    /// A new event with only the common part filled.
+    pub fn new(time: Timestamp, kind: Kind, host: Host, process: Process) -> Self {
+        Event {
+            time,
+            kind,
+            host,
+            process,
+            exec: None,
+            exit: None,
+            network: None,
+            file: None,
+            cred: None,
+            target: None,
+            mount: None,
+            module: None,
+            bpf: None,
+            memfd: None,
+        }
+    }
+
+    /// Parse one JSON line.
+    pub fn from_json(line: &str) -> Result<Event, serde_json::Error> {
+        serde_json::from_str(line)
+    }
+
+    /// Render as one JSON line (no trailing newline).
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail: no maps with non-string keys.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_contract_shape() {
+        let mut p = Process { id: "p-1-2-3".into(), pid: 2, ppid: 1, ..Default::default() };
+        p.argv = vec!["python3".into(), "-c".into()];
+        let mut e = Event::new(Timestamp(0), Kind::NetConnect, Host::default(), p);
+        e.network = Some(Network {
+            protocol: "tcp".into(),
+            family: "ipv4".into(),
+            local: Endpoint { ip: "127.0.0.1".into(), port: 40000 },
+            remote: Endpoint { ip: "127.0.0.1".into(), port: 8080 },
+            in_progress: false,
+        });
+        let j = e.to_json();
+        assert!(j.contains("\"kind\":\"net.connect\""), "{j}");
+        assert!(j.contains("\"time\":\"1970-01-01T00:00:00.000000000Z\""), "{j}");
+        assert!(j.contains("\"container\":null"), "{j}");
+        assert!(!j.contains("\"file\""), "{j}");
+        assert_eq!(Event::from_json(&j).unwrap(), e);
+    }
+
+    #[test]
+    fn kind_spellings_roundtrip() {
+        for k in Kind::ALL {
+            let j = serde_json::to_string(&k).unwrap();
+            assert_eq!(j, format!("\"{}\"", k.as_str()));
+            assert_eq!(Kind::parse(k.as_str()), Some(k));
+        }
+    }
+}
