@@ -191,6 +191,10 @@ pub struct Exec {
     /// Set-user-ID or set-group-ID image that changed credentials.
     #[serde(default, skip_serializing_if = "is_false")]
     pub setid: bool,
+    /// Not a live exec: the process was already running when the agent started and was
+    /// found in `/proc`; the event's time is the process's start time.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub snapshot: bool,
 }
 
 /// How a process ended.

@@ -1,10 +1,93 @@
-//! `causeway agent` (not built yet).
+//! `causeway agent`: run the sensor alone, writing events as JSON lines to stdout or a file.
+//! Exits 0 on SIGINT/SIGTERM after flushing, and prints the seen/lost counters to stderr.
 
+use causeway_agent::{AgentConfig, Sink, Stats};
+use causeway_model::Event;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Where to write JSON lines: a file path, or `-` for stdout.
+    #[arg(long, default_value = "-")]
+    output: String,
+    /// Do not report opens for writing (sensitive reads are still reported).
+    #[arg(long)]
+    no_file_writes: bool,
+    /// Do not emit snapshot events for processes running at start.
+    #[arg(long)]
+    no_snapshot: bool,
+    /// Extra sensitive paths (reads reported); `*` matches one path component.
+    #[arg(long = "sensitive", value_name = "PATH")]
+    sensitive: Vec<String>,
+    /// Ring buffer size in MiB (power of two).
+    #[arg(long, default_value_t = 16)]
+    ringbuf_mib: u32,
+    /// Write a line to this file once the probes are attached (for scripts and tests).
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`causeway agent` is not implemented yet")
+struct JsonLines<W: Write> {
+    out: W,
+    failed: bool,
+}
+
+impl<W: Write> Sink for JsonLines<W> {
+    fn send(&mut self, event: Event) -> bool {
+        if self.failed {
+            return false;
+        }
+        let ok = serde_json::to_writer(&mut self.out, &event).is_ok() && self.out.write_all(b"\n").is_ok();
+        if !ok {
+            // A closed pipe or a full disk: stop writing, keep counting what is lost.
+            self.failed = true;
+        }
+        ok
+    }
+    fn flush(&mut self) {
+        let _ = self.out.flush();
+    }
+}
+
+/// Register SIGINT/SIGTERM to raise the returned flag.
+pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    Ok(stop)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let stop = stop_flag()?;
+    let mut cfg = AgentConfig {
+        file_writes: !args.no_file_writes,
+        snapshot: !args.no_snapshot,
+        ringbuf_bytes: args.ringbuf_mib.max(1).next_power_of_two() << 20,
+        ..Default::default()
+    };
+    cfg.sensitive.extend(args.sensitive);
+    let out: Box<dyn Write> = if args.output == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::fs::File::create(&args.output).map_err(|e| anyhow::anyhow!("{}: {e}", args.output))?)
+    };
+    let mut sink = JsonLines { out: BufWriter::with_capacity(1 << 16, out), failed: false };
+    let stats = Stats::default();
+    let ready_file = args.ready_file;
+    let mut ready = || {
+        tracing::info!("probes attached; capturing");
+        if let Some(p) = &ready_file {
+            let _ = std::fs::write(p, format!("{}\n", std::process::id()));
+        }
+    };
+    causeway_agent::run(&cfg, &stop, &stats, &mut sink, &mut ready)?;
+    sink.flush();
+    let snap = stats.snapshot();
+    eprintln!("{}", serde_json::to_string(&snap)?);
+    Ok(ExitCode::SUCCESS)
 }

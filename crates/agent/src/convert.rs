@@ -1,0 +1,357 @@
+//! Kernel record → contract event. Fills the common process part from the record's task
+//! header plus the process table, then the one kind-specific object.
+
+use crate::host::HostInfo;
+use crate::procfs::{split_argv, tty_name, ProcInfo};
+use crate::table::{Entry, Table};
+use causeway_abi::decode::{components_to_path, cstr, Record};
+use causeway_abi::raw;
+use causeway_model::*;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+fn flag(h: &raw::cw_hdr, f: u32) -> bool {
+    u32::from(h.flags) & f != 0
+}
+
+fn comm(t: &raw::cw_task) -> String {
+    // comm is a C char array; reinterpret as bytes.
+    let bytes: Vec<u8> = t.comm.iter().map(|&c| c as u8).collect();
+    escape_bytes(cstr(&bytes))
+}
+
+fn none_if_unset(v: u32) -> Option<u32> {
+    (v != u32::MAX).then_some(v)
+}
+
+/// Turns records into events; owns the process table.
+#[derive(Debug)]
+pub struct Converter {
+    pub host: HostInfo,
+    pub table: Table,
+}
+
+impl Converter {
+    pub fn new(host: HostInfo) -> Self {
+        Converter { host, table: Table::new() }
+    }
+
+    fn key(&self, pid: u32, start_ns: u64) -> ProcessKey {
+        ProcessKey::from_boot_ns(self.host.boot, pid, start_ns)
+    }
+
+    /// The contract's process object for a record's task.
+    fn process(&mut self, t: &raw::cw_task) -> Process {
+        let key = self.key(t.pid, t.start_boottime);
+        let parent = self.key(t.ppid, t.parent_start_boottime);
+        let entry = self.table.get(&key).cloned();
+        let cg = self.table.cgroups.get(t.cgroup_id).cloned();
+        let mut p = Process {
+            id: key.to_string(),
+            pid: t.pid,
+            ppid: t.ppid,
+            parent_id: if t.ppid == 0 { String::new() } else { parent.to_string() },
+            comm: comm(t),
+            uid: t.uid,
+            euid: t.euid,
+            gid: t.gid,
+            egid: t.egid,
+            auid: none_if_unset(t.auid),
+            session: none_if_unset(t.sessionid),
+            tty: tty_name(t.tty),
+            start_time: Some(self.host.wall(t.start_boottime)),
+            ..Default::default()
+        };
+        if let Some(e) = entry {
+            p.exe = e.exe;
+            p.argv = (*e.argv).clone();
+            p.argv_truncated = e.argv_truncated;
+            p.cwd = e.cwd;
+            p.container = e.container;
+            p.service = e.service;
+        }
+        if let Some(cg) = cg.filter(|c| !c.path.is_empty()) {
+            p.container = cg.container;
+            p.service = cg.service;
+        }
+        p
+    }
+
+    fn event(&mut self, h: &raw::cw_hdr, kind: Kind) -> Event {
+        let process = self.process(&h.task);
+        Event::new(self.host.wall(h.ktime), kind, self.host.host.clone(), process)
+    }
+
+    /// A synthetic `process.exec` for a process found in /proc at start.
+    pub fn snapshot_event(&mut self, p: &ProcInfo) -> Event {
+        let key = ProcessKey { boot: self.host.boot, pid: p.pid, start_ticks: p.start_ticks };
+        let entry = self.table.insert_proc(p, None).clone();
+        let parent_ticks = crate::procfs::stat_fields(p.ppid).map(|f| f.1).unwrap_or(0);
+        let start = causeway_model::timefmt::Timestamp(
+            (p.start_ticks * crate::procfs::NS_PER_TICK) as i64 + self.host.boot_to_wall_ns,
+        );
+        let process = Process {
+            id: key.to_string(),
+            pid: p.pid,
+            ppid: p.ppid,
+            parent_id: if p.ppid == 0 {
+                String::new()
+            } else {
+                ProcessKey { boot: self.host.boot, pid: p.ppid, start_ticks: parent_ticks }
+                    .to_string()
+            },
+            exe: entry.exe.clone(),
+            argv: p.argv.clone(),
+            cwd: p.cwd.clone(),
+            comm: p.comm.clone(),
+            uid: p.uid,
+            euid: p.euid,
+            gid: p.gid,
+            egid: p.egid,
+            auid: p.auid,
+            session: p.session,
+            tty: tty_name(p.tty),
+            start_time: Some(start),
+            container: entry.container,
+            service: entry.service,
+            ..Default::default()
+        };
+        let mut e = Event::new(start, Kind::ProcessExec, self.host.host.clone(), process);
+        e.exec = Some(Exec { filename: entry.exe, snapshot: true, ..Default::default() });
+        e
+    }
+
+    /// Convert one record. `None` for records that are not events (e.g. a thread's exit).
+    pub fn convert(&mut self, rec: &Record<'_>) -> Option<Event> {
+        let h = rec.hdr();
+        let key = self.key(h.task.pid, h.task.start_boottime);
+        match rec {
+            Record::Fork(r) => {
+                let parent = self.key(r.hdr.task.ppid, r.hdr.task.parent_start_boottime);
+                self.table.fork(&key, &parent);
+                Some(self.event(h, Kind::ProcessFork))
+            }
+            Record::Exec { rec: r, argv, filename, exe, cwd, cgroup } => {
+                let cg_path = String::from_utf8_lossy(&components_to_path(cgroup)).into_owned();
+                let cg = if cgroup.is_empty() {
+                    crate::cgroups::CgroupInfo::default()
+                } else {
+                    self.table.cgroups.learn(r.hdr.task.cgroup_id, cg_path).clone()
+                };
+                let entry = Entry {
+                    start_ticks: key.start_ticks,
+                    exe: escape_bytes(&components_to_path(exe)),
+                    argv: Arc::new(split_argv(argv)),
+                    argv_truncated: flag(h, raw::CW_F_ARGV_TRUNC),
+                    cwd: escape_bytes(&components_to_path(cwd)),
+                    container: cg.container,
+                    service: cg.service,
+                    exited_at: None,
+                };
+                self.table.exec(&key, entry);
+                let mut e = self.event(h, Kind::ProcessExec);
+                e.exec = Some(Exec {
+                    filename: escape_bytes(cstr(filename)),
+                    memfd: flag(h, raw::CW_F_MEMFD),
+                    deleted: flag(h, raw::CW_F_DELETED),
+                    setid: flag(h, raw::CW_F_SETID),
+                    snapshot: false,
+                });
+                Some(e)
+            }
+            Record::Exit(r) => {
+                let mut e = self.event(h, Kind::ProcessExit);
+                let st = r.status;
+                let sig = (st & 0x7f) as i32;
+                e.exit = Some(if sig == 0 {
+                    Exit { code: Some(((st >> 8) & 0xff) as i32), signal: None, core_dumped: false }
+                } else {
+                    Exit { code: None, signal: Some(sig), core_dumped: st & 0x80 != 0 }
+                });
+                self.table.exit(&key, h.ktime);
+                Some(e)
+            }
+            Record::Net(r) => {
+                let kind = match u32::from(h.kind) {
+                    raw::cw_kind_CW_CONNECT => Kind::NetConnect,
+                    raw::cw_kind_CW_ACCEPT => Kind::NetAccept,
+                    _ => Kind::NetListen,
+                };
+                let mut e = self.event(h, kind);
+                e.network = Some(network(r));
+                Some(e)
+            }
+            Record::File { rec: r, path, path2, dir } => Some(self.file(h, r, path, path2, dir)),
+            Record::Cred(r) => {
+                let mut e = self.event(h, Kind::CredChange);
+                e.cred = Some(Cred {
+                    syscall: syscall_name(r.syscall).to_string(),
+                    old: creds(&r.old),
+                    new: creds(&r.new_),
+                });
+                Some(e)
+            }
+            Record::Ptrace(r) => {
+                let mut e = self.event(h, Kind::ProcessPtrace);
+                let target_id = crate::procfs::stat_fields(r.target_pid)
+                    .map(|f| ProcessKey { boot: self.host.boot, pid: r.target_pid, start_ticks: f.1 }.to_string())
+                    .unwrap_or_default();
+                e.target = Some(Target {
+                    pid: r.target_pid,
+                    id: target_id,
+                    request: ptrace_request(r.request).to_string(),
+                });
+                Some(e)
+            }
+            Record::Mount { rec: r, source, target, fstype } => {
+                let mut e = self.event(h, Kind::FsMount);
+                e.mount = Some(Mount {
+                    source: escape_bytes(cstr(source)),
+                    target: escape_bytes(cstr(target)),
+                    fstype: escape_bytes(cstr(fstype)),
+                    flags: r.flags,
+                    result: i64::from(r.ret),
+                });
+                Some(e)
+            }
+            Record::Module { rec: r, path } => {
+                let mut e = self.event(h, Kind::KernelModuleLoad);
+                e.module = Some(Module {
+                    syscall: syscall_name(r.syscall).to_string(),
+                    path: (!path.is_empty()).then(|| escape_bytes(&components_to_path(path))),
+                    result: i64::from(r.ret),
+                });
+                Some(e)
+            }
+            Record::Bpf(r) => {
+                let mut e = self.event(h, Kind::KernelBpfLoad);
+                let name: Vec<u8> = r.prog_name.iter().map(|&c| c as u8).collect();
+                e.bpf = Some(Bpf {
+                    prog_type: r.prog_type,
+                    prog_name: escape_bytes(cstr(&name)),
+                    result: i64::from(r.ret),
+                });
+                Some(e)
+            }
+            Record::Memfd { rec: r, name } => {
+                let mut e = self.event(h, Kind::ProcessMemfdCreate);
+                e.memfd = Some(Memfd {
+                    name: escape_bytes(cstr(name)),
+                    flags: r.flags,
+                    result: i64::from(r.ret),
+                });
+                Some(e)
+            }
+        }
+    }
+
+    fn file(&mut self, h: &raw::cw_hdr, r: &raw::cw_file, path: &[u8], path2: &[u8], dir: &[u8]) -> Event {
+        let kind = match u32::from(h.kind) {
+            raw::cw_kind_CW_OPEN => Kind::FileOpen,
+            raw::cw_kind_CW_RENAME => Kind::FileRename,
+            raw::cw_kind_CW_UNLINK => Kind::FileUnlink,
+            _ => Kind::FileChmod,
+        };
+        let dir_path = (!dir.is_empty()).then(|| components_to_path(dir));
+        let resolve = |p: &[u8]| -> Vec<u8> {
+            let p = cstr(p);
+            match (&dir_path, p.first()) {
+                (Some(d), Some(c)) if *c != b'/' => {
+                    let mut full = d.clone();
+                    if !full.ends_with(b"/") {
+                        full.push(b'/');
+                    }
+                    full.extend_from_slice(p);
+                    full
+                }
+                _ => p.to_vec(),
+            }
+        };
+        let main = if flag(h, raw::CW_F_PATH_RAW) { resolve(path) } else { components_to_path(path) };
+        let mut e = self.event(h, kind);
+        e.file = Some(File {
+            path: escape_bytes(&main),
+            new_path: (!path2.is_empty()).then(|| escape_bytes(&resolve(path2))),
+            flags: (kind == Kind::FileOpen).then_some(r.open_flags),
+            write: flag(h, raw::CW_F_WRITE),
+            sensitive: flag(h, raw::CW_F_SENSITIVE),
+            mode: (kind == Kind::FileChmod).then_some(r.mode),
+            inode: (r.ino != 0).then_some(r.ino),
+            truncated: flag(h, raw::CW_F_PATH_TRUNC) || flag(h, raw::CW_F_CWD_TRUNC),
+        });
+        e
+    }
+}
+
+fn network(r: &raw::cw_net) -> Network {
+    let v6 = r.family == 10;
+    let ip = |a: &[u8; 16]| -> String {
+        if v6 {
+            let addr = Ipv6Addr::from(*a);
+            // Dual-stack sockets carry IPv4 peers as ::ffff:a.b.c.d; show them as IPv4 so the
+            // two ends of one flow compare equal.
+            match addr.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => addr.to_string(),
+            }
+        } else {
+            Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string()
+        }
+    };
+    Network {
+        protocol: match r.protocol {
+            6 => "tcp".into(),
+            17 => "udp".into(),
+            p => format!("ip-proto-{p}"),
+        },
+        family: if v6 { "ipv6".into() } else { "ipv4".into() },
+        local: Endpoint { ip: ip(&r.laddr), port: r.lport },
+        remote: Endpoint { ip: ip(&r.raddr), port: r.rport },
+        in_progress: u32::from(r.hdr.flags) & raw::CW_F_INPROGRESS != 0,
+    }
+}
+
+fn creds(c: &raw::cw_creds) -> Creds {
+    Creds {
+        uid: c.uid,
+        euid: c.euid,
+        suid: c.suid,
+        fsuid: c.fsuid,
+        gid: c.gid,
+        egid: c.egid,
+        sgid: c.sgid,
+        fsgid: c.fsgid,
+        cap_effective: c.cap_effective,
+    }
+}
+
+fn syscall_name(nr: u32) -> &'static str {
+    match nr {
+        105 => "setuid",
+        106 => "setgid",
+        113 => "setreuid",
+        114 => "setregid",
+        117 => "setresuid",
+        119 => "setresgid",
+        122 => "setfsuid",
+        123 => "setfsgid",
+        126 => "capset",
+        175 => "init_module",
+        313 => "finit_module",
+        _ => "unknown",
+    }
+}
+
+fn ptrace_request(req: i64) -> &'static str {
+    match req {
+        0 => "PTRACE_TRACEME",
+        4 => "PTRACE_POKETEXT",
+        5 => "PTRACE_POKEDATA",
+        6 => "PTRACE_POKEUSER",
+        13 => "PTRACE_SETREGS",
+        16 => "PTRACE_ATTACH",
+        0x4205 => "PTRACE_SETREGSET",
+        0x4206 => "PTRACE_SEIZE",
+        _ => "PTRACE_OTHER",
+    }
+}

@@ -1,0 +1,106 @@
+//! Counters of events seen and lost per cause, shared between the consumer thread (writer)
+//! and whoever reports health (readers). Lock-free on the hot path.
+
+use causeway_model::Kind;
+use causeway_probes::Counters;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+const N: usize = Kind::ALL.len();
+
+/// Live counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    seen: [AtomicU64; N],
+    kernel_emitted: [AtomicU64; N],
+    kernel_lost: [AtomicU64; N],
+    kernel_truncated: AtomicU64,
+    syscall_table_full: AtomicU64,
+    decode_errors: AtomicU64,
+    sink_dropped: AtomicU64,
+    state: Mutex<String>,
+}
+
+/// A point-in-time copy for reports.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub state: String,
+    pub seen: BTreeMap<String, u64>,
+    pub seen_total: u64,
+    /// Lost, by cause: `ringbuf_full:<kind>`, `syscall_table_full`, `decode_error`, `sink_full`.
+    pub lost: BTreeMap<String, u64>,
+    pub lost_total: u64,
+    /// Records with a truncated field (argv or path over its bound): not lost, but flagged.
+    pub truncated: u64,
+}
+
+fn kind_index(k: Kind) -> usize {
+    Kind::ALL.iter().position(|x| *x == k).unwrap_or(0)
+}
+
+/// Map the kernel's record kind (1-based enum) to the model's kind.
+fn kernel_kind(i: usize) -> Option<Kind> {
+    i.checked_sub(1).and_then(|j| Kind::ALL.get(j).copied())
+}
+
+impl Stats {
+    pub fn seen(&self, k: Kind) {
+        self.seen[kind_index(k)].fetch_add(1, Relaxed);
+    }
+    pub fn decode_error(&self) {
+        self.decode_errors.fetch_add(1, Relaxed);
+    }
+    pub fn sink_dropped(&self) {
+        self.sink_dropped.fetch_add(1, Relaxed);
+    }
+    pub fn set_state(&self, s: &str) {
+        if let Ok(mut st) = self.state.lock() {
+            *st = s.to_string();
+        }
+    }
+
+    /// Store the kernel's counters (they are cumulative, so this overwrites).
+    pub fn set_kernel(&self, c: &Counters) {
+        for (i, (&em, &lo)) in c.emitted.iter().zip(c.lost.iter()).enumerate() {
+            if let Some(k) = kernel_kind(i) {
+                self.kernel_emitted[kind_index(k)].store(em, Relaxed);
+                self.kernel_lost[kind_index(k)].store(lo, Relaxed);
+            }
+        }
+        self.kernel_truncated.store(c.truncated, Relaxed);
+        self.syscall_table_full.store(c.inflight_lost, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let mut s = StatsSnapshot {
+            state: self.state.lock().map(|s| s.clone()).unwrap_or_default(),
+            ..Default::default()
+        };
+        for k in Kind::ALL {
+            let i = kind_index(k);
+            let seen = self.seen[i].load(Relaxed);
+            if seen > 0 {
+                s.seen.insert(k.as_str().to_string(), seen);
+            }
+            let lost = self.kernel_lost[i].load(Relaxed);
+            if lost > 0 {
+                s.lost.insert(format!("ringbuf_full:{}", k.as_str()), lost);
+            }
+        }
+        for (cause, v) in [
+            ("syscall_table_full", self.syscall_table_full.load(Relaxed)),
+            ("decode_error", self.decode_errors.load(Relaxed)),
+            ("sink_full", self.sink_dropped.load(Relaxed)),
+        ] {
+            if v > 0 {
+                s.lost.insert(cause.to_string(), v);
+            }
+        }
+        s.seen_total = s.seen.values().sum();
+        s.lost_total = s.lost.values().sum();
+        s.truncated = self.kernel_truncated.load(Relaxed);
+        s
+    }
+}

@@ -1,0 +1,112 @@
+//! The live process table: what the agent knows about each running process (image, argv,
+//! cwd, container), so every event, not only exec, carries the full picture. Fed by the
+//! `/proc` snapshot, fork (the child inherits the parent's image) and exec (a new image);
+//! an exited process stays a short while for late events, then goes.
+
+use crate::cgroups::Cgroups;
+use crate::procfs::{self, ProcInfo};
+use causeway_model::{Container, ProcessKey};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How long an exited process stays for late events, in boot-clock ns.
+const EXIT_GRACE_NS: u64 = 30_000_000_000;
+/// A hard bound on the table, whatever the churn.
+const MAX_ENTRIES: usize = 262_144;
+
+/// What the agent knows of one process.
+#[derive(Debug, Clone, Default)]
+pub struct Entry {
+    pub start_ticks: u64,
+    pub exe: String,
+    pub argv: Arc<Vec<String>>,
+    pub argv_truncated: bool,
+    pub cwd: String,
+    pub container: Option<Container>,
+    pub service: Option<String>,
+    pub exited_at: Option<u64>,
+}
+
+/// Processes by pid; an entry only answers for the (pid, start) it was made for.
+#[derive(Debug, Default)]
+pub struct Table {
+    by_pid: HashMap<u32, Entry>,
+    pub cgroups: Cgroups,
+}
+
+impl Table {
+    pub fn new() -> Self {
+        Table { by_pid: HashMap::new(), cgroups: Cgroups::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_pid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_pid.is_empty()
+    }
+
+    /// Insert what /proc said.
+    pub fn insert_proc(&mut self, p: &ProcInfo, cgroup_id: Option<u64>) -> &Entry {
+        let cg = match cgroup_id {
+            Some(id) => self.cgroups.learn(id, p.cgroup.clone()).clone(),
+            None => crate::cgroups::CgroupInfo::from_path(p.cgroup.clone()),
+        };
+        let e = Entry {
+            start_ticks: p.start_ticks,
+            exe: p.exe.clone(),
+            argv: Arc::new(p.argv.clone()),
+            argv_truncated: false,
+            cwd: p.cwd.clone(),
+            container: cg.container,
+            service: cg.service,
+            exited_at: None,
+        };
+        self.by_pid.insert(p.pid, e);
+        &self.by_pid[&p.pid]
+    }
+
+    /// The entry for exactly this process, reading /proc once if we never met it.
+    pub fn get(&mut self, key: &ProcessKey) -> Option<&Entry> {
+        let known = self.by_pid.get(&key.pid).is_some_and(|e| e.start_ticks == key.start_ticks);
+        if !known {
+            let p = procfs::read_proc(key.pid).filter(|p| p.start_ticks == key.start_ticks)?;
+            self.insert_proc(&p, None);
+        }
+        self.by_pid.get(&key.pid)
+    }
+
+    /// A new process from fork: it runs its parent's image.
+    pub fn fork(&mut self, child: &ProcessKey, parent: &ProcessKey) {
+        let mut e = self.get(parent).cloned().unwrap_or_default();
+        e.start_ticks = child.start_ticks;
+        e.exited_at = None;
+        self.by_pid.insert(child.pid, e);
+    }
+
+    /// A new image in an existing process.
+    pub fn exec(&mut self, key: &ProcessKey, update: Entry) {
+        self.by_pid.insert(key.pid, Entry { start_ticks: key.start_ticks, ..update });
+    }
+
+    /// Mark exited; purge what is past its grace.
+    pub fn exit(&mut self, key: &ProcessKey, now_boot_ns: u64) {
+        if let Some(e) = self.by_pid.get_mut(&key.pid) {
+            if e.start_ticks == key.start_ticks {
+                e.exited_at = Some(now_boot_ns);
+            }
+        }
+    }
+
+    /// Drop exited processes past their grace; returns how many went.
+    pub fn purge(&mut self, now_boot_ns: u64) -> usize {
+        let before = self.by_pid.len();
+        let grace = if before > MAX_ENTRIES { 0 } else { EXIT_GRACE_NS };
+        self.by_pid.retain(|_, e| match e.exited_at {
+            Some(t) => now_boot_ns.saturating_sub(t) < grace,
+            None => true,
+        });
+        before - self.by_pid.len()
+    }
+}

@@ -1,0 +1,250 @@
+//! Loads Causeway's eBPF probes (C, CO-RE, built by `build.rs` into a libbpf-rs skeleton),
+//! attaches them, and drains their ring buffer into a callback as raw records.
+//!
+//! Key design choice: the core probes use only tp_btf and raw_tp programs, which every kernel
+//! Causeway targets accepts (no kprobes, no tracefs, no BPF trampolines), so the core is one
+//! all-or-nothing libbpf object. Optional program types (BPF-LSM) belong in their own objects,
+//! tried separately so a kernel that refuses them keeps the core running. A load failure is
+//! reported with the program's name and the verifier's log, captured from libbpf's printer.
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+mod skel {
+    #![allow(clippy::all, clippy::unwrap_used, missing_docs, unsafe_op_in_unsafe_fn)]
+    include!(concat!(env!("OUT_DIR"), "/causeway.skel.rs"));
+}
+
+pub use causeway_abi::raw::cw_counters;
+
+/// Errors from loading or running the probes.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("eBPF needs root (CAP_BPF and CAP_PERFMON or CAP_SYS_ADMIN); running as uid {0}")]
+    NotRoot(u32),
+    #[error("kernel BTF not found at /sys/kernel/btf/vmlinux: the kernel needs CONFIG_DEBUG_INFO_BTF=y")]
+    NoBtf,
+    #[error("opening the BPF object: {0}")]
+    Open(String),
+    #[error("loading the BPF programs failed: {error}\n{log}")]
+    Load { error: String, log: String },
+    #[error("attaching program {program}: {error}")]
+    Attach { program: String, error: String },
+    #[error("ring buffer: {0}")]
+    RingBuffer(String),
+    #[error("map {map}: {error}")]
+    Map { map: &'static str, error: String },
+}
+
+/// What the loader sets before load.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Events of this process (the agent) are dropped in the kernel.
+    pub agent_tgid: u32,
+    /// Report opens for writing (reads of sensitive files are always reported).
+    pub file_writes: bool,
+    /// Ring buffer size in bytes (a power of two, at least one page).
+    pub ringbuf_bytes: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { agent_tgid: std::process::id(), file_writes: true, ringbuf_bytes: 8 << 20 }
+    }
+}
+
+/// Counters summed over CPUs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub emitted: [u64; causeway_abi::raw::cw_kind_CW_KIND_MAX as usize],
+    pub lost: [u64; causeway_abi::raw::cw_kind_CW_KIND_MAX as usize],
+    pub truncated: u64,
+    pub inflight_lost: u64,
+}
+
+impl Counters {
+    pub fn total_emitted(&self) -> u64 {
+        self.emitted.iter().sum()
+    }
+    pub fn total_lost(&self) -> u64 {
+        self.lost.iter().sum::<u64>() + self.inflight_lost
+    }
+}
+
+/// Last lines libbpf printed, so a load failure can show the verifier's log.
+static LIBBPF_LOG: Mutex<String> = Mutex::new(String::new());
+
+fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
+    if let Ok(mut log) = LIBBPF_LOG.lock() {
+        // Keep the tail: the verifier's verdict is at the end of its log.
+        if log.len() > 64 * 1024 {
+            let cut = log.len() - 32 * 1024;
+            let cut = (cut..log.len()).find(|&i| log.is_char_boundary(i)).unwrap_or(0);
+            log.drain(..cut);
+        }
+        log.push_str(&msg);
+    }
+    if level == libbpf_rs::PrintLevel::Warn {
+        tracing::debug!(target: "libbpf", "{}", msg.trim_end());
+    }
+}
+
+fn take_log() -> String {
+    LIBBPF_LOG.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default()
+}
+
+/// Check that this process can load BPF at all, with a clear message when it cannot.
+pub fn preflight() -> Result<(), ProbeError> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        return Err(ProbeError::NotRoot(euid));
+    }
+    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err(ProbeError::NoBtf);
+    }
+    Ok(())
+}
+
+/// The loaded and attached core probes.
+pub struct Probes {
+    skel: skel::CausewaySkel<'static>,
+    _links: Vec<libbpf_rs::Link>,
+}
+
+impl std::fmt::Debug for Probes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Probes")
+    }
+}
+
+impl Probes {
+    /// Open, configure, load and attach the core probes.
+    pub fn load(cfg: &Config) -> Result<Probes, ProbeError> {
+        preflight()?;
+        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Info, libbpf_print)));
+        take_log();
+        // The skeleton borrows its open object for its whole life; the agent loads the probes
+        // once per process, so leaking this small holder is the simple, sound choice.
+        let holder: &'static mut MaybeUninit<libbpf_rs::OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let builder = skel::CausewaySkelBuilder::default();
+        let mut open = builder.open(holder).map_err(|e| ProbeError::Open(format!("{e:#}")))?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.agent_tgid = cfg.agent_tgid;
+            ro.capture_file_writes = u32::from(cfg.file_writes);
+            ro.ringbuf_wakeup_bytes = u64::from(cfg.ringbuf_bytes / 8);
+        }
+        open.maps
+            .events
+            .set_max_entries(cfg.ringbuf_bytes)
+            .map_err(|e| ProbeError::Map { map: "events", error: format!("{e:#}") })?;
+        let cpus = libbpf_rs::num_possible_cpus()
+            .map_err(|e| ProbeError::Map { map: "scratch", error: format!("{e:#}") })?;
+        open.maps
+            .scratch
+            .set_max_entries(cpus.max(1) as u32)
+            .map_err(|e| ProbeError::Map { map: "scratch", error: format!("{e:#}") })?;
+        let skel = open.load().map_err(|e| ProbeError::Load {
+            error: format!("{e:#}"),
+            log: verifier_summary(&take_log()),
+        })?;
+        let mut links = Vec::new();
+        macro_rules! attach {
+            ($($p:ident),*) => {$(
+                links.push(skel.progs.$p.attach().map_err(|e| ProbeError::Attach {
+                    program: stringify!($p).to_string(),
+                    error: format!("{e:#}"),
+                })?);
+            )*};
+        }
+        attach!(cw_fork, cw_exec, cw_exit, cw_sys_enter, cw_sys_exit);
+        Ok(Probes { skel, _links: links })
+    }
+
+    /// Mark a file (or a directory, covering its direct children) as sensitive: reads of it
+    /// are reported. `dev` is the kernel's encoding `(major << 20) | minor`.
+    pub fn add_sensitive(&self, dev: u32, ino: u64) -> Result<(), ProbeError> {
+        let mut key = [0u8; 16];
+        key[..8].copy_from_slice(&ino.to_ne_bytes());
+        key[8..12].copy_from_slice(&dev.to_ne_bytes());
+        self.skel
+            .maps
+            .sensitive
+            .update(&key, &[1u8], MapFlags::ANY)
+            .map_err(|e| ProbeError::Map { map: "sensitive", error: format!("{e:#}") })
+    }
+
+    /// Read the per-CPU counters and sum them.
+    pub fn counters(&self) -> Result<Counters, ProbeError> {
+        let zero = 0u32.to_ne_bytes();
+        let per_cpu = self
+            .skel
+            .maps
+            .counters
+            .lookup_percpu(&zero, MapFlags::ANY)
+            .map_err(|e| ProbeError::Map { map: "counters", error: format!("{e:#}") })?
+            .unwrap_or_default();
+        let mut c = Counters::default();
+        for bytes in per_cpu {
+            let Ok(v) = causeway_abi::decode::read_counters(&bytes) else { continue };
+            for i in 0..c.emitted.len() {
+                c.emitted[i] += v.emitted[i];
+                c.lost[i] += v.lost[i];
+            }
+            c.truncated += v.truncated;
+            c.inflight_lost += v.inflight_lost;
+        }
+        Ok(c)
+    }
+
+    /// Drain the ring buffer into `on_record` until `stop` is set, then drain what is left.
+    /// `on_tick` runs about every `tick` (for counters, flushing).
+    pub fn run(
+        &self,
+        stop: &AtomicBool,
+        tick: Duration,
+        mut on_record: impl FnMut(&[u8]),
+        mut on_tick: impl FnMut(&Probes),
+    ) -> Result<(), ProbeError> {
+        let rec_cell = std::cell::RefCell::new(&mut on_record);
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&self.skel.maps.events, |data: &[u8]| {
+                if let Ok(mut f) = rec_cell.try_borrow_mut() {
+                    (*f)(data);
+                }
+                0
+            })
+            .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?;
+        let rb = builder.build().map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?;
+        let mut last_tick = Instant::now();
+        // The probes wake us only once a batch is waiting; the short poll timeout bounds how
+        // long a lone event can wait.
+        let poll = Duration::from_millis(20);
+        while !stop.load(Ordering::Relaxed) {
+            if let Err(e) = rb.poll(poll) {
+                // EINTR on a signal is normal; anything else is worth a log line, not a stop.
+                tracing::debug!("ring buffer poll: {e}");
+            }
+            if last_tick.elapsed() >= tick {
+                on_tick(self);
+                last_tick = Instant::now();
+            }
+        }
+        let _ = rb.consume();
+        on_tick(self);
+        Ok(())
+    }
+}
+
+/// The last lines of a libbpf/verifier log: where the verdict is.
+fn verifier_summary(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    let start = lines.len().saturating_sub(40);
+    lines[start..].join("\n")
+}
