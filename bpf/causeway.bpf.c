@@ -594,8 +594,10 @@ static __always_inline void read_sock(struct cw_net *rec, struct file *f)
 	rec->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	rec->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (family == AF_INET) {
-		BPF_CORE_READ_INTO(&rec->laddr[0], sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(&rec->raddr[0], sk, __sk_common.skc_daddr);
+		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(rec->laddr, &l, 4);
+		__builtin_memcpy(rec->raddr, &r, 4);
 	} else if (family == AF_INET6) {
 		BPF_CORE_READ_INTO(&rec->laddr, sk, __sk_common.skc_v6_rcv_saddr);
 		BPF_CORE_READ_INTO(&rec->raddr, sk, __sk_common.skc_v6_daddr);
@@ -734,14 +736,14 @@ static __always_inline void on_path_op(struct task_struct *task, struct inflight
 		kind = CW_RENAME; p1 = (void *)in->args[0]; p2 = (void *)in->args[1];
 		break;
 	case NR_renameat: case NR_renameat2:
-		kind = CW_RENAME; dirfd = in->args[0]; p1 = (void *)in->args[1];
+		kind = CW_RENAME; dirfd = (int)in->args[0]; p1 = (void *)in->args[1];
 		p2 = (void *)in->args[3];
 		break;
 	case NR_unlink:
 		kind = CW_UNLINK; p1 = (void *)in->args[0];
 		break;
 	case NR_unlinkat:
-		kind = CW_UNLINK; dirfd = in->args[0]; p1 = (void *)in->args[1];
+		kind = CW_UNLINK; dirfd = (int)in->args[0]; p1 = (void *)in->args[1];
 		break;
 	case NR_chmod:
 		kind = CW_CHMOD; p1 = (void *)in->args[0]; mode = in->args[1];
@@ -750,7 +752,7 @@ static __always_inline void on_path_op(struct task_struct *task, struct inflight
 		kind = CW_CHMOD; target_file = fd_file(task, in->args[0]); mode = in->args[1];
 		break;
 	default: /* fchmodat, fchmodat2 */
-		kind = CW_CHMOD; dirfd = in->args[0]; p1 = (void *)in->args[1];
+		kind = CW_CHMOD; dirfd = (int)in->args[0]; p1 = (void *)in->args[1];
 		mode = in->args[2];
 		break;
 	}

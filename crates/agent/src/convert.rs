@@ -193,8 +193,11 @@ impl Converter {
             }
             Record::Ptrace(r) => {
                 let mut e = self.event(h, Kind::ProcessPtrace);
-                let target_id = crate::procfs::stat_fields(r.target_pid)
-                    .map(|f| ProcessKey { boot: self.host.boot, pid: r.target_pid, start_ticks: f.1 }.to_string())
+                let boot = self.host.boot;
+                let target_id = self
+                    .table
+                    .start_of_pid(r.target_pid)
+                    .map(|t| ProcessKey { boot, pid: r.target_pid, start_ticks: t }.to_string())
                     .unwrap_or_default();
                 e.target = Some(Target {
                     pid: r.target_pid,

@@ -77,6 +77,14 @@ impl Table {
         self.by_pid.get(&key.pid)
     }
 
+    /// Start ticks of the process that has (or last had) this pid, from the table or /proc.
+    pub fn start_of_pid(&self, pid: u32) -> Option<u64> {
+        match self.by_pid.get(&pid) {
+            Some(e) => Some(e.start_ticks),
+            None => procfs::stat_fields(pid).map(|f| f.1),
+        }
+    }
+
     /// A new process from fork: it runs its parent's image.
     pub fn fork(&mut self, child: &ProcessKey, parent: &ProcessKey) {
         let mut e = self.get(parent).cloned().unwrap_or_default();
