@@ -57,9 +57,15 @@ impl Cgroups {
         self.root.as_deref()
     }
 
-    /// Remember what an exec record (or /proc) said about this id.
+    /// Remember what an exec record (or /proc) said about this id. The kernel's own walk is
+    /// authoritative: it replaces an earlier miss (a short-lived cgroup may be gone before a
+    /// filesystem search for it runs).
     pub fn learn(&mut self, id: u64, path: String) -> &CgroupInfo {
-        self.by_id.entry(id).or_insert_with(|| CgroupInfo::from_path(path))
+        let entry = self.by_id.entry(id).or_default();
+        if entry.path != path {
+            *entry = CgroupInfo::from_path(path);
+        }
+        entry
     }
 
     /// Look an id up, resolving a miss through the filesystem once.

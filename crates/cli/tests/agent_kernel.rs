@@ -1,0 +1,62 @@
+//! Kernel-facing events end to end: mounts, module loads and BPF program loads, each caused
+//! by this test process itself.
+
+mod support;
+
+use causeway_model::Kind;
+use support::{bpf_available, Agent};
+
+#[test]
+fn mount_module_and_bpf_loads() {
+    if !bpf_available("mount_module_and_bpf_loads") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = std::fs::canonicalize(dir.path()).expect("canon");
+    let agent = Agent::start(&["--no-snapshot"]);
+    let me = std::process::id();
+
+    // mount(2) of a tmpfs, then unmount.
+    let t = std::ffi::CString::new(target.to_string_lossy().as_bytes()).expect("cstring");
+    // SAFETY: valid C strings; a plain tmpfs mount on our own temp dir.
+    let rc = unsafe {
+        libc::mount(c"cwtest-src".as_ptr(), t.as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null())
+    };
+    assert_eq!(rc, 0, "mount: {}", std::io::Error::last_os_error());
+    // SAFETY: unmounting what we mounted.
+    unsafe { libc::umount(t.as_ptr()) };
+
+    // finit_module on a bad fd: refused by the kernel, still an attempt worth reporting.
+    // SAFETY: raw syscall with an invalid fd; the kernel returns EBADF.
+    let rc = unsafe { libc::syscall(libc::SYS_finit_module, -1, c"".as_ptr(), 0) };
+    assert_eq!(rc, -1);
+    // EBADF, or ENOSYS on a kernel built without modules: the event must carry what we saw.
+    let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+
+    // BPF_PROG_LOAD of a two-instruction socket filter named "cwtest".
+    let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095]; // r0 = 0; exit
+    let license = c"GPL";
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&1u32.to_ne_bytes()); // BPF_PROG_TYPE_SOCKET_FILTER
+    attr[4..8].copy_from_slice(&2u32.to_ne_bytes()); // insn_cnt
+    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    attr[48..54].copy_from_slice(b"cwtest"); // prog_name
+    // SAFETY: attr is a valid bpf_attr prefix of the size we pass.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 5, attr.as_ptr(), attr.len()) };
+    assert!(fd >= 0, "BPF_PROG_LOAD: {}", std::io::Error::last_os_error());
+    // SAFETY: closing the program fd we got.
+    unsafe { libc::close(fd as i32) };
+
+    let (events, _) = agent.stop();
+    let mine: Vec<_> = events.iter().filter(|e| e.process.pid == me).collect();
+    let m = mine
+        .iter()
+        .find_map(|e| e.mount.as_ref().filter(|m| m.source == "cwtest-src"))
+        .expect("fs.mount event");
+    assert_eq!((m.target.as_str(), m.fstype.as_str(), m.result), (&*target.to_string_lossy(), "tmpfs", 0));
+    let md = mine.iter().find(|e| e.kind == Kind::KernelModuleLoad).and_then(|e| e.module.clone()).expect("module");
+    assert_eq!((md.syscall.as_str(), md.result), ("finit_module", -i64::from(errno)));
+    let b = mine.iter().find(|e| e.kind == Kind::KernelBpfLoad).and_then(|e| e.bpf.clone()).expect("bpf");
+    assert_eq!((b.prog_type, b.prog_name.as_str(), b.result), (1, "cwtest", fd));
+}
