@@ -45,12 +45,23 @@ impl Converter {
         let key = self.key(t.pid, t.start_boottime);
         let parent = self.key(t.ppid, t.parent_start_boottime);
         let entry = self.table.get(&key).cloned();
+        let parent_id = if t.ppid == 0 {
+            String::new()
+        } else {
+            match self.table.peek_id(&parent) {
+                Some(id) => id.to_string(),
+                None => parent.to_string(),
+            }
+        };
         let cg = self.table.cgroups.get(t.cgroup_id).cloned();
         let mut p = Process {
-            id: key.to_string(),
+            id: match &entry {
+                Some(e) => e.id.to_string(),
+                None => key.to_string(),
+            },
             pid: t.pid,
             ppid: t.ppid,
-            parent_id: if t.ppid == 0 { String::new() } else { parent.to_string() },
+            parent_id,
             comm: comm(t),
             uid: t.uid,
             euid: t.euid,
@@ -140,6 +151,7 @@ impl Converter {
                 };
                 let entry = Entry {
                     start_ticks: key.start_ticks,
+                    id: Arc::from(key.to_string()),
                     exe: escape_bytes(&components_to_path(exe)),
                     argv: Arc::new(split_argv(argv)),
                     argv_truncated: flag(h, raw::CW_F_ARGV_TRUNC),

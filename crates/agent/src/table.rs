@@ -18,6 +18,8 @@ const MAX_ENTRIES: usize = 262_144;
 #[derive(Debug, Clone, Default)]
 pub struct Entry {
     pub start_ticks: u64,
+    /// The rendered process id, made once per process rather than once per event.
+    pub id: Arc<str>,
     pub exe: String,
     pub argv: Arc<Vec<String>>,
     pub argv_truncated: bool,
@@ -55,6 +57,7 @@ impl Table {
         };
         let e = Entry {
             start_ticks: p.start_ticks,
+            id: Arc::from(""),
             exe: p.exe.clone(),
             argv: Arc::new(p.argv.clone()),
             argv_truncated: false,
@@ -71,10 +74,30 @@ impl Table {
     pub fn get(&mut self, key: &ProcessKey) -> Option<&Entry> {
         let known = self.by_pid.get(&key.pid).is_some_and(|e| e.start_ticks == key.start_ticks);
         if !known {
-            let p = procfs::read_proc(key.pid).filter(|p| p.start_ticks == key.start_ticks)?;
-            self.insert_proc(&p, None);
+            match procfs::read_proc(key.pid).filter(|p| p.start_ticks == key.start_ticks) {
+                Some(p) => {
+                    self.insert_proc(&p, None);
+                }
+                // Gone already: remember that, so its later events do not search /proc again.
+                None => {
+                    let placeholder = Entry { start_ticks: key.start_ticks, ..Default::default() };
+                    self.by_pid.insert(key.pid, placeholder);
+                }
+            }
         }
-        self.by_pid.get(&key.pid)
+        let e = self.by_pid.get_mut(&key.pid)?;
+        if e.id.is_empty() {
+            e.id = Arc::from(key.to_string());
+        }
+        Some(e)
+    }
+
+    /// The rendered id of a process if the table knows it, without touching /proc.
+    pub fn peek_id(&self, key: &ProcessKey) -> Option<Arc<str>> {
+        self.by_pid
+            .get(&key.pid)
+            .filter(|e| e.start_ticks == key.start_ticks && !e.id.is_empty())
+            .map(|e| Arc::clone(&e.id))
     }
 
     /// Start ticks of the process that has (or last had) this pid, from the table or /proc.
@@ -89,6 +112,7 @@ impl Table {
     pub fn fork(&mut self, child: &ProcessKey, parent: &ProcessKey) {
         let mut e = self.get(parent).cloned().unwrap_or_default();
         e.start_ticks = child.start_ticks;
+        e.id = Arc::from("");
         e.exited_at = None;
         self.by_pid.insert(child.pid, e);
     }

@@ -23,9 +23,9 @@ pub struct Args {
     /// Extra sensitive paths (reads reported); `*` matches one path component.
     #[arg(long = "sensitive", value_name = "PATH")]
     sensitive: Vec<String>,
-    /// Ring buffer size in MiB (power of two).
-    #[arg(long, default_value_t = 16)]
-    ringbuf_mib: u32,
+    /// Ring buffer size in KiB (rounded up to a power of two, at least one page).
+    #[arg(long, default_value_t = 16384)]
+    ringbuf_kib: u32,
     /// Write a line to this file once the probes are attached (for scripts and tests).
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
@@ -67,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut cfg = AgentConfig {
         file_writes: !args.no_file_writes,
         snapshot: !args.no_snapshot,
-        ringbuf_bytes: args.ringbuf_mib.max(1).next_power_of_two() << 20,
+        ringbuf_bytes: args.ringbuf_kib.clamp(4, 1 << 20).next_power_of_two() << 10,
         ..Default::default()
     };
     cfg.sensitive.extend(args.sensitive);
