@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 fn main() {
-    let header = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bpf/include/causeway_events.h");
+    let header =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bpf/include/causeway_events.h");
     println!("cargo:rerun-if-changed={}", header.display());
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into()));
     let bindings = bindgen::Builder::default()

@@ -33,13 +33,29 @@ pub enum Record<'a> {
     },
     Exit(raw::cw_exit),
     Net(raw::cw_net),
-    File { rec: raw::cw_file, path: &'a [u8], path2: &'a [u8], dir: &'a [u8] },
+    File {
+        rec: raw::cw_file,
+        path: &'a [u8],
+        path2: &'a [u8],
+        dir: &'a [u8],
+    },
     Cred(raw::cw_cred),
     Ptrace(raw::cw_ptrace),
-    Mount { rec: raw::cw_mount, source: &'a [u8], target: &'a [u8], fstype: &'a [u8] },
-    Module { rec: raw::cw_module, path: &'a [u8] },
+    Mount {
+        rec: raw::cw_mount,
+        source: &'a [u8],
+        target: &'a [u8],
+        fstype: &'a [u8],
+    },
+    Module {
+        rec: raw::cw_module,
+        path: &'a [u8],
+    },
     Bpf(raw::cw_bpf),
-    Memfd { rec: raw::cw_memfd, name: &'a [u8] },
+    Memfd {
+        rec: raw::cw_memfd,
+        name: &'a [u8],
+    },
 }
 
 impl Record<'_> {
@@ -84,7 +100,10 @@ unsafe impl Pod for raw::cw_counters {}
 fn read<T: Pod>(bytes: &[u8]) -> Result<T, DecodeError> {
     let need = size_of::<T>();
     if bytes.len() < need {
-        return Err(DecodeError::Short { need, got: bytes.len() });
+        return Err(DecodeError::Short {
+            need,
+            got: bytes.len(),
+        });
     }
     // SAFETY: the length was checked above, `T: Pod` accepts every bit pattern, and
     // `read_unaligned` has no alignment requirement.
@@ -97,10 +116,13 @@ pub fn read_counters(bytes: &[u8]) -> Result<raw::cw_counters, DecodeError> {
 }
 
 /// Split `data` into consecutive pieces of the given lengths.
-fn split<'a, const N: usize>(data: &'a [u8], lens: [usize; N]) -> Result<[&'a [u8]; N], DecodeError> {
+fn split<const N: usize>(data: &[u8], lens: [usize; N]) -> Result<[&[u8]; N], DecodeError> {
     let need: usize = lens.iter().sum();
     if need > data.len() {
-        return Err(DecodeError::Data { need, got: data.len() });
+        return Err(DecodeError::Data {
+            need,
+            got: data.len(),
+        });
     }
     let mut out = [&data[..0]; N];
     let mut off = 0;
@@ -130,7 +152,14 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
                     rec.cgroup_len as usize,
                 ],
             )?;
-            Record::Exec { rec, argv, filename, exe, cwd, cgroup }
+            Record::Exec {
+                rec,
+                argv,
+                filename,
+                exe,
+                cwd,
+                cgroup,
+            }
         }
         raw::cw_kind_CW_EXIT => Record::Exit(read(bytes)?),
         raw::cw_kind_CW_CONNECT | raw::cw_kind_CW_ACCEPT | raw::cw_kind_CW_LISTEN => {
@@ -144,9 +173,18 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             let data = &bytes[size_of::<raw::cw_file>()..];
             let [path, path2, dir] = split(
                 data,
-                [rec.path_len as usize, rec.path2_len as usize, rec.dir_len as usize],
+                [
+                    rec.path_len as usize,
+                    rec.path2_len as usize,
+                    rec.dir_len as usize,
+                ],
             )?;
-            Record::File { rec, path, path2, dir }
+            Record::File {
+                rec,
+                path,
+                path2,
+                dir,
+            }
         }
         raw::cw_kind_CW_CRED => Record::Cred(read(bytes)?),
         raw::cw_kind_CW_PTRACE => Record::Ptrace(read(bytes)?),
@@ -155,19 +193,34 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             let data = &bytes[size_of::<raw::cw_mount>()..];
             let [source, target, fstype] = split(
                 data,
-                [rec.source_len as usize, rec.target_len as usize, rec.fstype_len as usize],
+                [
+                    rec.source_len as usize,
+                    rec.target_len as usize,
+                    rec.fstype_len as usize,
+                ],
             )?;
-            Record::Mount { rec, source, target, fstype }
+            Record::Mount {
+                rec,
+                source,
+                target,
+                fstype,
+            }
         }
         raw::cw_kind_CW_MODULE => {
             let rec: raw::cw_module = read(bytes)?;
-            let [path] = split(&bytes[size_of::<raw::cw_module>()..], [rec.path_len as usize])?;
+            let [path] = split(
+                &bytes[size_of::<raw::cw_module>()..],
+                [rec.path_len as usize],
+            )?;
             Record::Module { rec, path }
         }
         raw::cw_kind_CW_BPF => Record::Bpf(read(bytes)?),
         raw::cw_kind_CW_MEMFD => {
             let rec: raw::cw_memfd = read(bytes)?;
-            let [name] = split(&bytes[size_of::<raw::cw_memfd>()..], [rec.name_len as usize])?;
+            let [name] = split(
+                &bytes[size_of::<raw::cw_memfd>()..],
+                [rec.name_len as usize],
+            )?;
             Record::Memfd { rec, name }
         }
         _ => return Err(DecodeError::UnknownKind(hdr.kind)),
@@ -176,8 +229,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
 
 /// Rebuild a path from the kernel's leaf-first component form ("passwd\0etc\0" → "/etc/passwd").
 pub fn components_to_path(comp: &[u8]) -> Vec<u8> {
-    let parts: Vec<&[u8]> =
-        comp.split(|&b| b == 0).filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&[u8]> = comp.split(|&b| b == 0).filter(|p| !p.is_empty()).collect();
     let mut out = Vec::with_capacity(comp.len() + 1);
     for p in parts.iter().rev() {
         out.push(b'/');
@@ -203,7 +255,9 @@ mod tests {
 
     fn bytes_of<T: Pod>(v: &T) -> Vec<u8> {
         // SAFETY: T is POD; we view its bytes.
-        unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()).to_vec() }
+        unsafe {
+            core::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()).to_vec()
+        }
     }
 
     #[test]
@@ -221,7 +275,12 @@ mod tests {
         let mut b = bytes_of(&rec);
         b.extend_from_slice(b"ls\0-l\0ls\0");
         match decode(&b).unwrap() {
-            Record::Exec { argv, filename, exe, .. } => {
+            Record::Exec {
+                argv,
+                filename,
+                exe,
+                ..
+            } => {
                 assert_eq!(argv, b"ls\0-l\0");
                 assert_eq!(filename, b"ls\0");
                 assert!(exe.is_empty());
@@ -238,6 +297,9 @@ mod tests {
     fn unknown_kind() {
         let mut h = raw::cw_fork::default();
         h.hdr.kind = 999;
-        assert_eq!(decode(&bytes_of(&h)).unwrap_err(), DecodeError::UnknownKind(999));
+        assert_eq!(
+            decode(&bytes_of(&h)).unwrap_err(),
+            DecodeError::UnknownKind(999)
+        );
     }
 }

@@ -8,7 +8,13 @@
 pub mod decode;
 
 /// Generated from `causeway_events.h`.
-#[allow(non_camel_case_types, non_upper_case_globals, dead_code, unsafe_op_in_unsafe_fn, clippy::all)]
+#[allow(
+    non_camel_case_types,
+    non_upper_case_globals,
+    dead_code,
+    unsafe_op_in_unsafe_fn,
+    clippy::all
+)]
 pub mod raw {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }

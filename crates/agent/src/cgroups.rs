@@ -18,7 +18,11 @@ pub struct CgroupInfo {
 
 impl CgroupInfo {
     pub fn from_path(path: String) -> Self {
-        CgroupInfo { container: container_of(&path), service: service_of(&path), path }
+        CgroupInfo {
+            container: container_of(&path),
+            service: service_of(&path),
+            path,
+        }
     }
 }
 
@@ -49,7 +53,10 @@ impl Default for Cgroups {
 
 impl Cgroups {
     pub fn new() -> Self {
-        Cgroups { root: cgroup2_root(), by_id: HashMap::new() }
+        Cgroups {
+            root: cgroup2_root(),
+            by_id: HashMap::new(),
+        }
     }
 
     /// The cgroup2 mount point, if any.
@@ -74,7 +81,11 @@ impl Cgroups {
             return None;
         }
         if !self.by_id.contains_key(&id) {
-            let path = self.root.as_deref().and_then(|r| find_inode(r, r, id, 0)).unwrap_or_default();
+            let path = self
+                .root
+                .as_deref()
+                .and_then(|r| find_inode(r, r, id, 0))
+                .unwrap_or_default();
             // Remember misses too (empty path), so a vanished cgroup costs one search only.
             self.by_id.insert(id, CgroupInfo::from_path(path));
         }

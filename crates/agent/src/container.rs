@@ -44,7 +44,10 @@ fn pod_uid(seg: &str) -> Option<String> {
     let base = seg.strip_suffix(".slice").unwrap_or(seg);
     let idx = base.rfind("pod")?;
     let uid = &base[idx + 3..];
-    let ok = uid.len() == 36 && uid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-' || b == b'_');
+    let ok = uid.len() == 36
+        && uid
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b'-' || b == b'_');
     ok.then(|| uid.replace('_', "-"))
 }
 
@@ -73,7 +76,10 @@ pub fn container_of(path: &str) -> Option<Container> {
 
 /// The systemd service unit of a host process, e.g. `ssh.service`.
 pub fn service_of(path: &str) -> Option<String> {
-    path.split('/').rev().find(|s| s.ends_with(".service")).map(str::to_string)
+    path.split('/')
+        .rev()
+        .find(|s| s.ends_with(".service"))
+        .map(str::to_string)
 }
 
 #[cfg(test)]
@@ -92,11 +98,25 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(c.runtime, "containerd");
-        assert_eq!(c.pod_uid.as_deref(), Some("1b2c3d4e-5f60-7181-92a3-b4c5d6e7f809"));
-        assert_eq!(container_of(&format!("/libpod_parent/libpod-{ID}")).unwrap().runtime, "podman");
+        assert_eq!(
+            c.pod_uid.as_deref(),
+            Some("1b2c3d4e-5f60-7181-92a3-b4c5d6e7f809")
+        );
+        assert_eq!(
+            container_of(&format!("/libpod_parent/libpod-{ID}"))
+                .unwrap()
+                .runtime,
+            "podman"
+        );
         assert_eq!(container_of(&format!("/{ID}")).unwrap().runtime, "oci");
-        assert_eq!(container_of("/user.slice/user-0.slice/session-1.scope"), None);
+        assert_eq!(
+            container_of("/user.slice/user-0.slice/session-1.scope"),
+            None
+        );
         assert_eq!(container_of("/system.slice/ssh.service"), None);
-        assert_eq!(service_of("/system.slice/ssh.service").as_deref(), Some("ssh.service"));
+        assert_eq!(
+            service_of("/system.slice/ssh.service").as_deref(),
+            Some("ssh.service")
+        );
     }
 }

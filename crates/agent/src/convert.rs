@@ -33,7 +33,10 @@ pub struct Converter {
 
 impl Converter {
     pub fn new(host: HostInfo) -> Self {
-        Converter { host, table: Table::new() }
+        Converter {
+            host,
+            table: Table::new(),
+        }
     }
 
     fn key(&self, pid: u32, start_ns: u64) -> ProcessKey {
@@ -90,12 +93,21 @@ impl Converter {
 
     fn event(&mut self, h: &raw::cw_hdr, kind: Kind) -> Event {
         let process = self.process(&h.task);
-        Event::new(self.host.wall(h.ktime), kind, self.host.host.clone(), process)
+        Event::new(
+            self.host.wall(h.ktime),
+            kind,
+            self.host.host.clone(),
+            process,
+        )
     }
 
     /// A synthetic `process.exec` for a process found in /proc at start.
     pub fn snapshot_event(&mut self, p: &ProcInfo) -> Event {
-        let key = ProcessKey { boot: self.host.boot, pid: p.pid, start_ticks: p.start_ticks };
+        let key = ProcessKey {
+            boot: self.host.boot,
+            pid: p.pid,
+            start_ticks: p.start_ticks,
+        };
         let entry = self.table.insert_proc(p, None).clone();
         let parent_ticks = crate::procfs::stat_fields(p.ppid).map(|f| f.1).unwrap_or(0);
         let start = causeway_model::timefmt::Timestamp(
@@ -108,8 +120,12 @@ impl Converter {
             parent_id: if p.ppid == 0 {
                 String::new()
             } else {
-                ProcessKey { boot: self.host.boot, pid: p.ppid, start_ticks: parent_ticks }
-                    .to_string()
+                ProcessKey {
+                    boot: self.host.boot,
+                    pid: p.ppid,
+                    start_ticks: parent_ticks,
+                }
+                .to_string()
             },
             exe: entry.exe.clone(),
             argv: p.argv.clone(),
@@ -128,7 +144,11 @@ impl Converter {
             ..Default::default()
         };
         let mut e = Event::new(start, Kind::ProcessExec, self.host.host.clone(), process);
-        e.exec = Some(Exec { filename: entry.exe, snapshot: true, ..Default::default() });
+        e.exec = Some(Exec {
+            filename: entry.exe,
+            snapshot: true,
+            ..Default::default()
+        });
         e
     }
 
@@ -142,12 +162,22 @@ impl Converter {
                 self.table.fork(&key, &parent);
                 Some(self.event(h, Kind::ProcessFork))
             }
-            Record::Exec { rec: r, argv, filename, exe, cwd, cgroup } => {
+            Record::Exec {
+                rec: r,
+                argv,
+                filename,
+                exe,
+                cwd,
+                cgroup,
+            } => {
                 let cg_path = String::from_utf8_lossy(&components_to_path(cgroup)).into_owned();
                 let cg = if cgroup.is_empty() {
                     crate::cgroups::CgroupInfo::default()
                 } else {
-                    self.table.cgroups.learn(r.hdr.task.cgroup_id, cg_path).clone()
+                    self.table
+                        .cgroups
+                        .learn(r.hdr.task.cgroup_id, cg_path)
+                        .clone()
                 };
                 let entry = Entry {
                     start_ticks: key.start_ticks,
@@ -176,9 +206,17 @@ impl Converter {
                 let st = r.status;
                 let sig = (st & 0x7f) as i32;
                 e.exit = Some(if sig == 0 {
-                    Exit { code: Some(((st >> 8) & 0xff) as i32), signal: None, core_dumped: false }
+                    Exit {
+                        code: Some(((st >> 8) & 0xff) as i32),
+                        signal: None,
+                        core_dumped: false,
+                    }
                 } else {
-                    Exit { code: None, signal: Some(sig), core_dumped: st & 0x80 != 0 }
+                    Exit {
+                        code: None,
+                        signal: Some(sig),
+                        core_dumped: st & 0x80 != 0,
+                    }
                 });
                 self.table.exit(&key, h.ktime);
                 Some(e)
@@ -193,7 +231,12 @@ impl Converter {
                 e.network = Some(network(r));
                 Some(e)
             }
-            Record::File { rec: r, path, path2, dir } => Some(self.file(h, r, path, path2, dir)),
+            Record::File {
+                rec: r,
+                path,
+                path2,
+                dir,
+            } => Some(self.file(h, r, path, path2, dir)),
             Record::Cred(r) => {
                 let mut e = self.event(h, Kind::CredChange);
                 e.cred = Some(Cred {
@@ -209,7 +252,14 @@ impl Converter {
                 let target_id = self
                     .table
                     .start_of_pid(r.target_pid)
-                    .map(|t| ProcessKey { boot, pid: r.target_pid, start_ticks: t }.to_string())
+                    .map(|t| {
+                        ProcessKey {
+                            boot,
+                            pid: r.target_pid,
+                            start_ticks: t,
+                        }
+                        .to_string()
+                    })
                     .unwrap_or_default();
                 e.target = Some(Target {
                     pid: r.target_pid,
@@ -218,7 +268,12 @@ impl Converter {
                 });
                 Some(e)
             }
-            Record::Mount { rec: r, source, target, fstype } => {
+            Record::Mount {
+                rec: r,
+                source,
+                target,
+                fstype,
+            } => {
                 let mut e = self.event(h, Kind::FsMount);
                 e.mount = Some(Mount {
                     source: escape_bytes(cstr(source)),
@@ -260,7 +315,14 @@ impl Converter {
         }
     }
 
-    fn file(&mut self, h: &raw::cw_hdr, r: &raw::cw_file, path: &[u8], path2: &[u8], dir: &[u8]) -> Event {
+    fn file(
+        &mut self,
+        h: &raw::cw_hdr,
+        r: &raw::cw_file,
+        path: &[u8],
+        path2: &[u8],
+        dir: &[u8],
+    ) -> Event {
         let kind = match u32::from(h.kind) {
             raw::cw_kind_CW_OPEN => Kind::FileOpen,
             raw::cw_kind_CW_RENAME => Kind::FileRename,
@@ -282,7 +344,11 @@ impl Converter {
                 _ => p.to_vec(),
             }
         };
-        let main = if flag(h, raw::CW_F_PATH_RAW) { resolve(path) } else { components_to_path(path) };
+        let main = if flag(h, raw::CW_F_PATH_RAW) {
+            resolve(path)
+        } else {
+            components_to_path(path)
+        };
         let mut e = self.event(h, kind);
         e.file = Some(File {
             path: escape_bytes(&main),
@@ -320,8 +386,14 @@ fn network(r: &raw::cw_net) -> Network {
             p => format!("ip-proto-{p}"),
         },
         family: if v6 { "ipv6".into() } else { "ipv4".into() },
-        local: Endpoint { ip: ip(&r.laddr), port: r.lport },
-        remote: Endpoint { ip: ip(&r.raddr), port: r.rport },
+        local: Endpoint {
+            ip: ip(&r.laddr),
+            port: r.lport,
+        },
+        remote: Endpoint {
+            ip: ip(&r.raddr),
+            port: r.rport,
+        },
         in_progress: u32::from(r.hdr.flags) & raw::CW_F_INPROGRESS != 0,
     }
 }

@@ -13,7 +13,10 @@ pub struct HostInfo {
 }
 
 fn clock_ns(clock: libc::clockid_t) -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid, writable timespec.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
@@ -25,7 +28,10 @@ pub fn boot_ns() -> i64 {
 }
 
 fn read_trim(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 impl HostInfo {
@@ -38,7 +44,10 @@ impl HostInfo {
         let wall = clock_ns(libc::CLOCK_REALTIME);
         let boot = boot_ns();
         HostInfo {
-            host: Host { name, id: machine_id },
+            host: Host {
+                name,
+                id: machine_id,
+            },
             boot: boot_prefix(&boot_id),
             boot_to_wall_ns: wall - boot,
         }

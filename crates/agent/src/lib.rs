@@ -41,7 +41,10 @@ impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig {
             file_writes: true,
-            sensitive: sensitive::DEFAULT_SENSITIVE.iter().map(|s| s.to_string()).collect(),
+            sensitive: sensitive::DEFAULT_SENSITIVE
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             ringbuf_bytes: 16 << 20,
             snapshot: true,
         }
@@ -112,7 +115,9 @@ pub fn run(
         stop,
         Duration::from_millis(100),
         |bytes| {
-            let Ok(mut st) = state.try_borrow_mut() else { return };
+            let Ok(mut st) = state.try_borrow_mut() else {
+                return;
+            };
             let (conv, sink) = &mut *st;
             match causeway_abi::decode(bytes) {
                 Ok(rec) => {
@@ -135,11 +140,13 @@ pub fn run(
                 Ok(c) => stats.set_kernel(&c),
                 Err(e) => tracing::warn!("reading counters: {e}"),
             }
-            let Ok(mut st) = state.try_borrow_mut() else { return };
+            let Ok(mut st) = state.try_borrow_mut() else {
+                return;
+            };
             let (conv, sink) = &mut *st;
             sink.flush();
             // Every 10 s: forget exited processes, re-resolve replaced sensitive files.
-            if ticks % 100 == 0 {
+            if ticks.is_multiple_of(100) {
                 conv.table.purge(host::boot_ns() as u64);
                 resolve_sensitive(p);
             }

@@ -41,7 +41,11 @@ pub fn stat_fields(pid: u32) -> Option<(u32, u64, String, u32)> {
     let start = f.get(19)?.parse().ok()?;
     let major = (tty_nr >> 8) & 0xfff;
     let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
-    let tty = if tty_nr == 0 { 0 } else { (major << 20) | minor };
+    let tty = if tty_nr == 0 {
+        0
+    } else {
+        (major << 20) | minor
+    };
     Some((ppid, start, comm, tty))
 }
 
@@ -50,8 +54,14 @@ fn ids(status: &str, key: &str) -> (u32, u32) {
         .lines()
         .find_map(|l| l.strip_prefix(key))
         .map(|v| {
-            let n: Vec<u32> = v.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-            (n.first().copied().unwrap_or(0), n.get(1).copied().unwrap_or(0))
+            let n: Vec<u32> = v
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            (
+                n.first().copied().unwrap_or(0),
+                n.get(1).copied().unwrap_or(0),
+            )
         })
         .unwrap_or((0, 0))
 }
@@ -76,11 +86,16 @@ pub fn read_proc(pid: u32) -> Option<ProcInfo> {
     let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
     let argv = split_argv(&cmdline);
     let num = |f: &str| {
-        std::fs::read_to_string(dir.join(f)).ok().and_then(|s| s.trim().parse::<u32>().ok())
+        std::fs::read_to_string(dir.join(f))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
     };
     let cgroup = std::fs::read_to_string(dir.join("cgroup"))
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("0::").map(str::to_string)))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        })
         .unwrap_or_default();
     Some(ProcInfo {
         pid,
@@ -161,6 +176,9 @@ mod tests {
         assert_eq!(tty_name(0), None);
         assert_eq!(tty_name((136 << 20) | 3).as_deref(), Some("pts/3"));
         assert_eq!(tty_name((4 << 20) | 65).as_deref(), Some("ttyS1"));
-        assert_eq!(split_argv(b"a\0b\xff\0"), vec!["a".to_string(), "b\\xff".to_string()]);
+        assert_eq!(
+            split_argv(b"a\0b\xff\0"),
+            vec!["a".to_string(), "b\\xff".to_string()]
+        );
     }
 }

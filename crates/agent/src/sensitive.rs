@@ -44,7 +44,9 @@ pub fn expand(pattern: &str) -> Vec<PathBuf> {
         let mut next = Vec::new();
         for base in &acc {
             if comp.contains('*') {
-                let Ok(rd) = std::fs::read_dir(base) else { continue };
+                let Ok(rd) = std::fs::read_dir(base) else {
+                    continue;
+                };
                 for e in rd.flatten() {
                     let name = e.file_name();
                     if glob_match(comp, &name.to_string_lossy()) {

@@ -38,7 +38,10 @@ pub struct Table {
 
 impl Table {
     pub fn new() -> Self {
-        Table { by_pid: HashMap::new(), cgroups: Cgroups::new() }
+        Table {
+            by_pid: HashMap::new(),
+            cgroups: Cgroups::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -72,7 +75,10 @@ impl Table {
 
     /// The entry for exactly this process, reading /proc once if we never met it.
     pub fn get(&mut self, key: &ProcessKey) -> Option<&Entry> {
-        let known = self.by_pid.get(&key.pid).is_some_and(|e| e.start_ticks == key.start_ticks);
+        let known = self
+            .by_pid
+            .get(&key.pid)
+            .is_some_and(|e| e.start_ticks == key.start_ticks);
         if !known {
             match procfs::read_proc(key.pid).filter(|p| p.start_ticks == key.start_ticks) {
                 Some(p) => {
@@ -80,7 +86,10 @@ impl Table {
                 }
                 // Gone already: remember that, so its later events do not search /proc again.
                 None => {
-                    let placeholder = Entry { start_ticks: key.start_ticks, ..Default::default() };
+                    let placeholder = Entry {
+                        start_ticks: key.start_ticks,
+                        ..Default::default()
+                    };
                     self.by_pid.insert(key.pid, placeholder);
                 }
             }
@@ -119,7 +128,13 @@ impl Table {
 
     /// A new image in an existing process.
     pub fn exec(&mut self, key: &ProcessKey, update: Entry) {
-        self.by_pid.insert(key.pid, Entry { start_ticks: key.start_ticks, ..update });
+        self.by_pid.insert(
+            key.pid,
+            Entry {
+                start_ticks: key.start_ticks,
+                ..update
+            },
+        );
     }
 
     /// Mark exited; purge what is past its grace.
@@ -134,7 +149,11 @@ impl Table {
     /// Drop exited processes past their grace; returns how many went.
     pub fn purge(&mut self, now_boot_ns: u64) -> usize {
         let before = self.by_pid.len();
-        let grace = if before > MAX_ENTRIES { 0 } else { EXIT_GRACE_NS };
+        let grace = if before > MAX_ENTRIES {
+            0
+        } else {
+            EXIT_GRACE_NS
+        };
         self.by_pid.retain(|_, e| match e.exited_at {
             Some(t) => now_boot_ns.saturating_sub(t) < grace,
             None => true,

@@ -86,7 +86,11 @@ fn start_agent(bin: &Path, dir: &Path, extra: &[&str]) -> Result<AgentRun> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let cpu_at_ready = proc_cpu(child.id());
-    Ok(AgentRun { child, out, cpu_at_ready })
+    Ok(AgentRun {
+        child,
+        out,
+        cpu_at_ready,
+    })
 }
 
 fn stop_agent(mut a: AgentRun) -> Result<AgentResult> {
@@ -170,7 +174,9 @@ fn connect_storm(n: usize) -> Result<()> {
         let mut b = [0u8; 1];
         c.read_exact(&mut b)?;
     }
-    server.join().map_err(|_| anyhow::anyhow!("server panicked"))??;
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("server panicked"))??;
     Ok(())
 }
 
@@ -200,7 +206,11 @@ fn median(v: &mut [f64]) -> f64 {
     if n == 0 {
         return f64::NAN;
     }
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 struct Workload<'a> {
@@ -266,7 +276,9 @@ fn overload(args: &Args) -> Result<serde_json::Value> {
     let secs = t.elapsed().as_secs_f64();
     let r = stop_agent(agent)?;
     let seen = count_events(&r.out, "file.open", std::process::id(), false)?;
-    let lost_open = r.counters["lost"]["ringbuf_full:file.open"].as_u64().unwrap_or(0);
+    let lost_open = r.counters["lost"]["ringbuf_full:file.open"]
+        .as_u64()
+        .unwrap_or(0);
     let res = serde_json::json!({
         "workload": "overload-open-storm-64KiB-ring",
         "opens_issued": n,
@@ -293,16 +305,43 @@ fn main() -> Result<()> {
     let mut all = Vec::new();
     if want("exec") {
         let n = args.execs;
-        all.push(bench(&args, &Workload { name: "exec-storm", kind: "process.exec", by_parent: true, ops: n, run: Box::new(move || exec_storm(n)) })?);
+        all.push(bench(
+            &args,
+            &Workload {
+                name: "exec-storm",
+                kind: "process.exec",
+                by_parent: true,
+                ops: n,
+                run: Box::new(move || exec_storm(n)),
+            },
+        )?);
     }
     if want("connect") {
         let n = args.connects;
-        all.push(bench(&args, &Workload { name: "connect-accept-storm", kind: "net.connect", by_parent: false, ops: n, run: Box::new(move || connect_storm(n)) })?);
+        all.push(bench(
+            &args,
+            &Workload {
+                name: "connect-accept-storm",
+                kind: "net.connect",
+                by_parent: false,
+                ops: n,
+                run: Box::new(move || connect_storm(n)),
+            },
+        )?);
     }
     if want("open") {
         let n = args.opens;
         let p = wp.clone();
-        all.push(bench(&args, &Workload { name: "open-write-storm", kind: "file.open", by_parent: false, ops: n, run: Box::new(move || open_storm(n, &p, 2)) })?);
+        all.push(bench(
+            &args,
+            &Workload {
+                name: "open-write-storm",
+                kind: "file.open",
+                by_parent: false,
+                ops: n,
+                run: Box::new(move || open_storm(n, &p, 2)),
+            },
+        )?);
     }
     if want("overload") {
         all.push(overload(&args)?);

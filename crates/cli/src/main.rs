@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "causeway", version, about = "Runtime security for Linux: see what runs, explained as cause and effect")]
+#[command(
+    name = "causeway",
+    version,
+    about = "Runtime security for Linux: see what runs, explained as cause and effect"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

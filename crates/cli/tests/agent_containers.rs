@@ -55,7 +55,11 @@ fn process_in_docker_like_scope_is_attributed() {
             }
             let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
             libc::close(fd);
-            if ok { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
         });
     }
     let st = cmd.status().expect("run in cgroup");
@@ -63,12 +67,22 @@ fn process_in_docker_like_scope_is_attributed() {
     let _ = std::fs::remove_dir(&cg);
     assert!(st.success());
     let ev = with_marker(&events, &m);
-    let exec = ev.iter().find(|e| e.kind == Kind::ProcessExec).expect("exec");
-    let c = exec.process.container.as_ref().expect("container attribution");
+    let exec = ev
+        .iter()
+        .find(|e| e.kind == Kind::ProcessExec)
+        .expect("exec");
+    let c = exec
+        .process
+        .container
+        .as_ref()
+        .expect("container attribution");
     assert_eq!(c.id, id);
     assert_eq!(c.runtime, "docker");
     // Host processes have none.
-    let host = events.iter().find(|e| e.process.pid == std::process::id()).map(|e| e.process.container.clone());
+    let host = events
+        .iter()
+        .find(|e| e.process.pid == std::process::id())
+        .map(|e| e.process.container.clone());
     if let Some(hc) = host {
         assert_eq!(hc, None);
     }
@@ -80,7 +94,10 @@ fn process_in_runc_container_is_attributed() {
         return;
     }
     let busybox = PathBuf::from("/bin/busybox");
-    let have_runc = Command::new("runc").arg("--version").output().is_ok_and(|o| o.status.success());
+    let have_runc = Command::new("runc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !have_runc || !busybox.exists() {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("runc and busybox-static are required under CI (.ci/run installs them)");
@@ -100,7 +117,11 @@ fn process_in_runc_container_is_attributed() {
     for applet in ["sh", "true", "echo"] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).expect("symlink");
     }
-    let spec = Command::new("runc").arg("spec").current_dir(bundle.path()).status().expect("runc spec");
+    let spec = Command::new("runc")
+        .arg("spec")
+        .current_dir(bundle.path())
+        .status()
+        .expect("runc spec");
     assert!(spec.success());
     let cfg_path = bundle.path().join("config.json");
     let mut cfg: serde_json::Value =
@@ -116,15 +137,27 @@ fn process_in_runc_container_is_attributed() {
         .arg(&id)
         .output()
         .expect("runc run");
-    let _ = Command::new("runc").args(["delete", "--force", &id]).output();
+    let _ = Command::new("runc")
+        .args(["delete", "--force", &id])
+        .output();
     let (events, _) = agent.stop();
-    assert!(out.status.success(), "runc: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "runc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ev = with_marker(&events, &m);
     let exec = ev
         .iter()
-        .find(|e| e.kind == Kind::ProcessExec && e.process.argv.first().is_some_and(|a| a == "/bin/sh"))
+        .find(|e| {
+            e.kind == Kind::ProcessExec && e.process.argv.first().is_some_and(|a| a == "/bin/sh")
+        })
         .expect("exec inside the container");
-    let c = exec.process.container.as_ref().unwrap_or_else(|| panic!("container attribution: {exec:?}"));
+    let c = exec
+        .process
+        .container
+        .as_ref()
+        .unwrap_or_else(|| panic!("container attribution: {exec:?}"));
     assert_eq!(c.id, id);
     // Paths are as the container sees them (the walk stops at the container's root).
     assert_eq!(exec.process.exe, "/bin/busybox");

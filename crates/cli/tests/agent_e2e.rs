@@ -14,14 +14,27 @@ fn my_id() -> String {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot id");
     let stat = std::fs::read_to_string("/proc/self/stat").expect("stat");
     let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let start: u64 = rest.split_whitespace().nth(19).expect("starttime").parse().expect("num");
-    ProcessKey { boot: causeway_model::id::boot_prefix(&boot), pid: std::process::id(), start_ticks: start }
-        .to_string()
+    let start: u64 = rest
+        .split_whitespace()
+        .nth(19)
+        .expect("starttime")
+        .parse()
+        .expect("num");
+    ProcessKey {
+        boot: causeway_model::id::boot_prefix(&boot),
+        pid: std::process::id(),
+        start_ticks: start,
+    }
+    .to_string()
 }
 
 fn one<'a>(events: &[&'a Event], kind: Kind, what: &str) -> &'a Event {
     let found: Vec<&&Event> = events.iter().filter(|e| e.kind == kind).collect();
-    assert_eq!(found.len(), 1, "expected one {kind} for {what}, got {found:#?}");
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {kind} for {what}, got {found:#?}"
+    );
     found[0]
 }
 
@@ -46,13 +59,27 @@ fn exec_chain_fork_and_exit_code() {
     let outer = with_marker(&events, &outer_m);
     let exec = one(&outer, Kind::ProcessExec, "outer");
     let p = &exec.process;
-    assert_eq!(p.argv, vec!["/bin/sh".to_string(), "-c".into(), format!("/bin/sh -c 'exit 7' {inner_m}; exit 0"), outer_m.clone()]);
+    assert_eq!(
+        p.argv,
+        vec![
+            "/bin/sh".to_string(),
+            "-c".into(),
+            format!("/bin/sh -c 'exit 7' {inner_m}; exit 0"),
+            outer_m.clone()
+        ]
+    );
     let sh = std::fs::canonicalize("/bin/sh").expect("canonicalize");
     assert_eq!(p.exe, sh.to_string_lossy());
     assert_eq!(p.ppid, std::process::id());
     assert_eq!(p.parent_id, my_id());
-    assert_eq!(p.cwd, std::env::current_dir().expect("cwd").to_string_lossy());
-    assert_eq!(exec.exec.as_ref().map(|x| x.filename.as_str()), Some("/bin/sh"));
+    assert_eq!(
+        p.cwd,
+        std::env::current_dir().expect("cwd").to_string_lossy()
+    );
+    assert_eq!(
+        exec.exec.as_ref().map(|x| x.filename.as_str()),
+        Some("/bin/sh")
+    );
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     assert_eq!((p.uid, p.euid, p.gid, p.egid), (uid, uid, gid, gid));
@@ -88,11 +115,19 @@ fn killed_by_signal() {
     }
     let agent = Agent::start(&["--no-snapshot"]);
     let m = marker("sig");
-    let status = Command::new("/bin/sh").arg("-c").arg("kill -9 $$").arg(&m).status().expect("sh");
+    let status = Command::new("/bin/sh")
+        .arg("-c")
+        .arg("kill -9 $$")
+        .arg(&m)
+        .status()
+        .expect("sh");
     assert!(!status.success());
     let (events, _) = agent.stop();
     let ev = with_marker(&events, &m);
-    let x = one(&ev, Kind::ProcessExit, "killed").exit.clone().expect("exit");
+    let x = one(&ev, Kind::ProcessExit, "killed")
+        .exit
+        .clone()
+        .expect("exit");
     assert_eq!((x.code, x.signal), (None, Some(9)));
 }
 
@@ -103,7 +138,9 @@ fn tcp_flow(listen_ip: &str) {
     let m = marker("tcp");
     let mut client = Command::new("bash")
         .arg("-c")
-        .arg(format!("exec 3<>/dev/tcp/{listen_ip}/{port}; echo hi >&3; read -t 5 line <&3"))
+        .arg(format!(
+            "exec 3<>/dev/tcp/{listen_ip}/{port}; echo hi >&3; read -t 5 line <&3"
+        ))
         .arg(&m)
         .spawn()
         .expect("bash");
@@ -120,12 +157,17 @@ fn tcp_flow(listen_ip: &str) {
     let n = connect.network.as_ref().expect("network");
     assert_eq!(n.protocol, "tcp");
     assert_eq!((n.remote.ip.as_str(), n.remote.port), (listen_ip, port));
-    assert_eq!((n.local.ip.as_str(), n.local.port), (listen_ip, peer.port()));
+    assert_eq!(
+        (n.local.ip.as_str(), n.local.port),
+        (listen_ip, peer.port())
+    );
 
     let me = std::process::id();
     let accept = events
         .iter()
-        .find(|e| e.kind == Kind::NetAccept && e.network.as_ref().is_some_and(|x| x.local.port == port))
+        .find(|e| {
+            e.kind == Kind::NetAccept && e.network.as_ref().is_some_and(|x| x.local.port == port)
+        })
         .expect("accept event");
     assert_eq!(accept.process.pid, me);
     let a = accept.network.as_ref().expect("network");
@@ -174,27 +216,63 @@ fn file_write_sensitive_read_rename_chmod_unlink() {
     let (events, _) = agent.stop();
     let ev = with_marker(&events, &m);
     let sh_pid = one(&ev, Kind::ProcessExec, "sh").process.pid;
-    let by_sh: Vec<&Event> = events.iter().filter(|e| e.process.pid == sh_pid || e.process.ppid == sh_pid).collect();
+    let by_sh: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.process.pid == sh_pid || e.process.ppid == sh_pid)
+        .collect();
     let path = |p: &str| d.join(p).to_string_lossy().into_owned();
 
     let w = by_sh
         .iter()
-        .find(|e| e.kind == Kind::FileOpen && e.file.as_ref().is_some_and(|f| f.path == path("out.txt")))
+        .find(|e| {
+            e.kind == Kind::FileOpen && e.file.as_ref().is_some_and(|f| f.path == path("out.txt"))
+        })
         .expect("write open");
     assert!(w.file.as_ref().is_some_and(|f| f.write && !f.sensitive));
-    let r = by_sh.iter().find(|e| e.kind == Kind::FileRename).expect("rename").file.clone().expect("file");
-    assert_eq!((r.path, r.new_path), (path("out.txt"), Some(path("moved.txt"))));
-    let c = by_sh.iter().find(|e| e.kind == Kind::FileChmod).expect("chmod").file.clone().expect("file");
-    assert_eq!((c.path, c.mode.map(|m| m & 0o7777)), (path("moved.txt"), Some(0o755)));
-    let u = by_sh.iter().find(|e| e.kind == Kind::FileUnlink).expect("unlink").file.clone().expect("file");
+    let r = by_sh
+        .iter()
+        .find(|e| e.kind == Kind::FileRename)
+        .expect("rename")
+        .file
+        .clone()
+        .expect("file");
+    assert_eq!(
+        (r.path, r.new_path),
+        (path("out.txt"), Some(path("moved.txt")))
+    );
+    let c = by_sh
+        .iter()
+        .find(|e| e.kind == Kind::FileChmod)
+        .expect("chmod")
+        .file
+        .clone()
+        .expect("file");
+    assert_eq!(
+        (c.path, c.mode.map(|m| m & 0o7777)),
+        (path("moved.txt"), Some(0o755))
+    );
+    let u = by_sh
+        .iter()
+        .find(|e| e.kind == Kind::FileUnlink)
+        .expect("unlink")
+        .file
+        .clone()
+        .expect("file");
     assert_eq!(u.path, path("moved.txt"));
     let s = by_sh
         .iter()
-        .find(|e| e.kind == Kind::FileOpen && e.file.as_ref().is_some_and(|f| f.path == "/etc/shadow"))
+        .find(|e| {
+            e.kind == Kind::FileOpen && e.file.as_ref().is_some_and(|f| f.path == "/etc/shadow")
+        })
         .expect("sensitive read of /etc/shadow");
     let f = s.file.as_ref().expect("file");
     assert!(f.sensitive && !f.write);
-    assert_eq!(s.process.exe, std::fs::canonicalize("/bin/cat").expect("cat").to_string_lossy());
+    assert_eq!(
+        s.process.exe,
+        std::fs::canonicalize("/bin/cat")
+            .expect("cat")
+            .to_string_lossy()
+    );
 }
 
 #[test]
@@ -207,7 +285,9 @@ fn setresuid_change() {
     // SAFETY: setresgid/setresuid are async-signal-safe, as pre_exec requires.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::setresgid(65534, 65534, 65534) != 0 || libc::setresuid(65534, 65534, 65534) != 0 {
+            if libc::setresgid(65534, 65534, 65534) != 0
+                || libc::setresuid(65534, 65534, 65534) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -217,14 +297,23 @@ fn setresuid_change() {
     let pid = child.id();
     assert!(child.wait().expect("wait").success());
     let (events, _) = agent.stop();
-    let creds: Vec<&Event> = events.iter().filter(|e| e.kind == Kind::CredChange && e.process.pid == pid).collect();
+    let creds: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.kind == Kind::CredChange && e.process.pid == pid)
+        .collect();
     let uid = creds
         .iter()
         .find_map(|e| e.cred.as_ref().filter(|c| c.syscall == "setresuid"))
         .expect("setresuid event");
     assert_eq!((uid.old.uid, uid.old.euid), (0, 0));
-    assert_eq!((uid.new.uid, uid.new.euid, uid.new.suid), (65534, 65534, 65534));
-    let gid = creds.iter().find_map(|e| e.cred.as_ref().filter(|c| c.syscall == "setresgid")).expect("setresgid");
+    assert_eq!(
+        (uid.new.uid, uid.new.euid, uid.new.suid),
+        (65534, 65534, 65534)
+    );
+    let gid = creds
+        .iter()
+        .find_map(|e| e.cred.as_ref().filter(|c| c.syscall == "setresgid"))
+        .expect("setresgid");
     assert_eq!((gid.old.gid, gid.new.gid), (0, 65534));
 }
 
@@ -245,12 +334,18 @@ fn ptrace_seize() {
     let (events, _) = agent.stop();
     let ev = events
         .iter()
-        .find(|e| e.kind == Kind::ProcessPtrace && e.target.as_ref().is_some_and(|t| t.pid == tpid as u32))
+        .find(|e| {
+            e.kind == Kind::ProcessPtrace && e.target.as_ref().is_some_and(|t| t.pid == tpid as u32)
+        })
         .expect("ptrace event");
     assert_eq!(ev.process.pid, std::process::id());
     let t = ev.target.as_ref().expect("target");
     assert_eq!(t.request, "PTRACE_SEIZE");
-    assert!(t.id.starts_with("p-") && t.id.contains(&format!("-{tpid}-")), "{}", t.id);
+    assert!(
+        t.id.starts_with("p-") && t.id.contains(&format!("-{tpid}-")),
+        "{}",
+        t.id
+    );
 }
 
 fn memfd_with_true(name: &str) -> i32 {
@@ -273,7 +368,10 @@ fn memfd_and_deleted_file_exec() {
     let agent = Agent::start(&["--no-snapshot"]);
     let m = marker("memfd");
     let fd = memfd_with_true("cwtest-payload");
-    let st = Command::new(format!("/proc/self/fd/{fd}")).arg(&m).status().expect("exec memfd");
+    let st = Command::new(format!("/proc/self/fd/{fd}"))
+        .arg(&m)
+        .status()
+        .expect("exec memfd");
     assert!(st.success());
     // SAFETY: closing our own fd.
     unsafe { libc::close(fd) };
@@ -287,7 +385,10 @@ fn memfd_and_deleted_file_exec() {
     let fd2 = std::os::fd::AsRawFd::as_raw_fd(&f);
     // SAFETY: clear FD_CLOEXEC on our own fd so the child can exec it.
     unsafe { libc::fcntl(fd2, libc::F_SETFD, 0) };
-    let st = Command::new(format!("/proc/self/fd/{fd2}")).arg(&dm).status().expect("exec deleted");
+    let st = Command::new(format!("/proc/self/fd/{fd2}"))
+        .arg(&dm)
+        .status()
+        .expect("exec deleted");
     assert!(st.success());
     let (events, _) = agent.stop();
 
@@ -299,10 +400,16 @@ fn memfd_and_deleted_file_exec() {
     assert_eq!(md.name, "cwtest-payload");
     assert_eq!(md.result, i64::from(fd));
     let ev = with_marker(&events, &m);
-    let x = one(&ev, Kind::ProcessExec, "memfd exec").exec.clone().expect("exec");
+    let x = one(&ev, Kind::ProcessExec, "memfd exec")
+        .exec
+        .clone()
+        .expect("exec");
     assert!(x.memfd && x.filename.starts_with("/proc/self/fd/"), "{x:?}");
     let ev = with_marker(&events, &dm);
-    let x = one(&ev, Kind::ProcessExec, "deleted exec").exec.clone().expect("exec");
+    let x = one(&ev, Kind::ProcessExec, "deleted exec")
+        .exec
+        .clone()
+        .expect("exec");
     assert!(x.deleted && !x.memfd, "{x:?}");
 }
 
@@ -319,12 +426,22 @@ fn argv_bounds_and_invalid_utf8() {
     let mut bad = vec![0xffu8, 0xfe, b'\\'];
     bad.extend_from_slice(m.as_bytes());
     args.push(std::ffi::OsStr::from_bytes(&bad).to_owned());
-    assert!(Command::new("/bin/true").args(&args).status().expect("true").success());
+    assert!(Command::new("/bin/true")
+        .args(&args)
+        .status()
+        .expect("true")
+        .success());
 
     let big_m = marker("bigargv");
-    let mut big: Vec<String> = (0..20).map(|i| format!("{i}-{}", "y".repeat(2048))).collect();
+    let mut big: Vec<String> = (0..20)
+        .map(|i| format!("{i}-{}", "y".repeat(2048)))
+        .collect();
     big.push(big_m.clone());
-    assert!(Command::new("/bin/true").args(&big).status().expect("true").success());
+    assert!(Command::new("/bin/true")
+        .args(&big)
+        .status()
+        .expect("true")
+        .success());
     let (events, counters) = agent.stop();
 
     let ev = with_marker(&events, &m);
@@ -337,19 +454,27 @@ fn argv_bounds_and_invalid_utf8() {
     assert_eq!(p.argv[1001], "x".repeat(4096));
     // Invalid bytes become \xNN and the backslash is doubled: lossless and reversible.
     assert_eq!(p.argv[1002], format!("\\xff\\xfe\\\\{m}"));
-    assert_eq!(causeway_model::unescape(&p.argv[1002]).expect("unescape"), bad);
+    assert_eq!(
+        causeway_model::unescape(&p.argv[1002]).expect("unescape"),
+        bad
+    );
 
     // Over the bound: the exec is reported, cut at the bound, and says so.
     let exec = events
         .iter()
-        .find(|e| e.kind == Kind::ProcessExec && e.process.argv.get(1).is_some_and(|a| a == &big[0]))
+        .find(|e| {
+            e.kind == Kind::ProcessExec && e.process.argv.get(1).is_some_and(|a| a == &big[0])
+        })
         .expect("big exec");
     assert!(exec.process.argv_truncated);
     // NUL-separated bytes captured: at most the documented bound of 16 KiB.
     let total: usize = exec.process.argv.iter().map(|a| a.len() + 1).sum::<usize>() - 1;
     assert!(total <= 16384, "{total}");
     assert_eq!(&exec.process.argv[1..5], &big[0..4]);
-    assert!(counters["truncated"].as_u64().unwrap_or(0) >= 1, "{counters}");
+    assert!(
+        counters["truncated"].as_u64().unwrap_or(0) >= 1,
+        "{counters}"
+    );
 }
 
 #[test]
@@ -358,7 +483,12 @@ fn process_running_before_start_has_lineage() {
         return;
     }
     let m = marker("before");
-    let mut child = Command::new("/bin/sh").arg("-c").arg("sleep 30").arg(&m).spawn().expect("sh");
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg("sleep 30")
+        .arg(&m)
+        .spawn()
+        .expect("sh");
     std::thread::sleep(std::time::Duration::from_millis(200));
     let agent = Agent::start(&[]);
     let _ = child.kill();
@@ -371,9 +501,20 @@ fn process_running_before_start_has_lineage() {
         .expect("snapshot exec of the pre-existing process");
     assert_eq!(snap.process.pid, child.id());
     assert_eq!(snap.process.parent_id, my_id());
-    assert_eq!(snap.process.argv, vec!["/bin/sh".to_string(), "-c".into(), "sleep 30".into(), m.clone()]);
+    assert_eq!(
+        snap.process.argv,
+        vec![
+            "/bin/sh".to_string(),
+            "-c".into(),
+            "sleep 30".into(),
+            m.clone()
+        ]
+    );
     // The kill we sent is seen live, with the same process id as the snapshot.
-    let exit = ev.iter().find(|e| e.kind == Kind::ProcessExit).expect("exit");
+    let exit = ev
+        .iter()
+        .find(|e| e.kind == Kind::ProcessExit)
+        .expect("exit");
     assert_eq!(exit.process.id, snap.process.id);
     assert_eq!(exit.exit.as_ref().and_then(|x| x.signal), Some(9));
 }

@@ -20,7 +20,13 @@ fn mount_module_and_bpf_loads() {
     let t = std::ffi::CString::new(target.to_string_lossy().as_bytes()).expect("cstring");
     // SAFETY: valid C strings; a plain tmpfs mount on our own temp dir.
     let rc = unsafe {
-        libc::mount(c"cwtest-src".as_ptr(), t.as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null())
+        libc::mount(
+            c"cwtest-src".as_ptr(),
+            t.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
     };
     assert_eq!(rc, 0, "mount: {}", std::io::Error::last_os_error());
     // SAFETY: unmounting what we mounted.
@@ -42,9 +48,13 @@ fn mount_module_and_bpf_loads() {
     attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
     attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
     attr[48..54].copy_from_slice(b"cwtest"); // prog_name
-    // SAFETY: attr is a valid bpf_attr prefix of the size we pass.
+                                             // SAFETY: attr is a valid bpf_attr prefix of the size we pass.
     let fd = unsafe { libc::syscall(libc::SYS_bpf, 5, attr.as_ptr(), attr.len()) };
-    assert!(fd >= 0, "BPF_PROG_LOAD: {}", std::io::Error::last_os_error());
+    assert!(
+        fd >= 0,
+        "BPF_PROG_LOAD: {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: closing the program fd we got.
     unsafe { libc::close(fd as i32) };
 
@@ -54,9 +64,26 @@ fn mount_module_and_bpf_loads() {
         .iter()
         .find_map(|e| e.mount.as_ref().filter(|m| m.source == "cwtest-src"))
         .expect("fs.mount event");
-    assert_eq!((m.target.as_str(), m.fstype.as_str(), m.result), (&*target.to_string_lossy(), "tmpfs", 0));
-    let md = mine.iter().find(|e| e.kind == Kind::KernelModuleLoad).and_then(|e| e.module.clone()).expect("module");
-    assert_eq!((md.syscall.as_str(), md.result), ("finit_module", -i64::from(errno)));
-    let b = mine.iter().find(|e| e.kind == Kind::KernelBpfLoad).and_then(|e| e.bpf.clone()).expect("bpf");
-    assert_eq!((b.prog_type, b.prog_name.as_str(), b.result), (1, "cwtest", fd));
+    assert_eq!(
+        (m.target.as_str(), m.fstype.as_str(), m.result),
+        (&*target.to_string_lossy(), "tmpfs", 0)
+    );
+    let md = mine
+        .iter()
+        .find(|e| e.kind == Kind::KernelModuleLoad)
+        .and_then(|e| e.module.clone())
+        .expect("module");
+    assert_eq!(
+        (md.syscall.as_str(), md.result),
+        ("finit_module", -i64::from(errno))
+    );
+    let b = mine
+        .iter()
+        .find(|e| e.kind == Kind::KernelBpfLoad)
+        .and_then(|e| e.bpf.clone())
+        .expect("bpf");
+    assert_eq!(
+        (b.prog_type, b.prog_name.as_str(), b.result),
+        (1, "cwtest", fd)
+    );
 }

@@ -398,19 +398,33 @@ mod tests {
 
     #[test]
     fn json_contract_shape() {
-        let mut p = Process { id: "p-1-2-3".into(), pid: 2, ppid: 1, ..Default::default() };
+        let mut p = Process {
+            id: "p-1-2-3".into(),
+            pid: 2,
+            ppid: 1,
+            ..Default::default()
+        };
         p.argv = vec!["python3".into(), "-c".into()];
         let mut e = Event::new(Timestamp(0), Kind::NetConnect, Host::default(), p);
         e.network = Some(Network {
             protocol: "tcp".into(),
             family: "ipv4".into(),
-            local: Endpoint { ip: "127.0.0.1".into(), port: 40000 },
-            remote: Endpoint { ip: "127.0.0.1".into(), port: 8080 },
+            local: Endpoint {
+                ip: "127.0.0.1".into(),
+                port: 40000,
+            },
+            remote: Endpoint {
+                ip: "127.0.0.1".into(),
+                port: 8080,
+            },
             in_progress: false,
         });
         let j = e.to_json();
         assert!(j.contains("\"kind\":\"net.connect\""), "{j}");
-        assert!(j.contains("\"time\":\"1970-01-01T00:00:00.000000000Z\""), "{j}");
+        assert!(
+            j.contains("\"time\":\"1970-01-01T00:00:00.000000000Z\""),
+            "{j}"
+        );
         assert!(j.contains("\"container\":null"), "{j}");
         assert!(!j.contains("\"file\""), "{j}");
         assert_eq!(Event::from_json(&j).unwrap(), e);

@@ -32,7 +32,11 @@ pub const TICKS_PER_SEC: u64 = 100;
 impl ProcessKey {
     /// Build from a boot-clock start time in nanoseconds (what the kernel probes report).
     pub fn from_boot_ns(boot: u64, pid: u32, start_boottime_ns: u64) -> Self {
-        ProcessKey { boot, pid, start_ticks: start_boottime_ns / (1_000_000_000 / TICKS_PER_SEC) }
+        ProcessKey {
+            boot,
+            pid,
+            start_ticks: start_boottime_ns / (1_000_000_000 / TICKS_PER_SEC),
+        }
     }
 
     /// Parse the rendered form `p-<16 hex>-<pid>-<ticks>`.
@@ -44,7 +48,11 @@ impl ProcessKey {
         if it.next().is_some() {
             return None;
         }
-        Some(ProcessKey { boot, pid, start_ticks })
+        Some(ProcessKey {
+            boot,
+            pid,
+            start_ticks,
+        })
     }
 }
 
@@ -56,7 +64,11 @@ impl fmt::Display for ProcessKey {
 
 /// Parse the first 64 bits of a boot id such as `4f1c2a...-...`.
 pub fn boot_prefix(boot_id: &str) -> u64 {
-    let hex: String = boot_id.chars().filter(|c| c.is_ascii_hexdigit()).take(16).collect();
+    let hex: String = boot_id
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .take(16)
+        .collect();
     u64::from_str_radix(&hex, 16).unwrap_or(0)
 }
 
@@ -76,6 +88,9 @@ mod tests {
 
     #[test]
     fn boot_prefix_ignores_dashes() {
-        assert_eq!(boot_prefix("01234567-89ab-cdef-0123-456789abcdef"), 0x0123_4567_89ab_cdef);
+        assert_eq!(
+            boot_prefix("01234567-89ab-cdef-0123-456789abcdef"),
+            0x0123_4567_89ab_cdef
+        );
     }
 }

@@ -26,7 +26,9 @@ pub use causeway_abi::raw::cw_counters;
 pub enum ProbeError {
     #[error("eBPF needs root (CAP_BPF and CAP_PERFMON or CAP_SYS_ADMIN); running as uid {0}")]
     NotRoot(u32),
-    #[error("kernel BTF not found at /sys/kernel/btf/vmlinux: the kernel needs CONFIG_DEBUG_INFO_BTF=y")]
+    #[error(
+        "kernel BTF not found at /sys/kernel/btf/vmlinux: the kernel needs CONFIG_DEBUG_INFO_BTF=y"
+    )]
     NoBtf,
     #[error("opening the BPF object: {0}")]
     Open(String),
@@ -53,7 +55,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { agent_tgid: std::process::id(), file_writes: true, ringbuf_bytes: 8 << 20 }
+        Config {
+            agent_tgid: std::process::id(),
+            file_writes: true,
+            ringbuf_bytes: 8 << 20,
+        }
     }
 }
 
@@ -83,7 +89,9 @@ fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
         // Keep the tail: the verifier's verdict is at the end of its log.
         if log.len() > 64 * 1024 {
             let cut = log.len() - 32 * 1024;
-            let cut = (cut..log.len()).find(|&i| log.is_char_boundary(i)).unwrap_or(0);
+            let cut = (cut..log.len())
+                .find(|&i| log.is_char_boundary(i))
+                .unwrap_or(0);
             log.drain(..cut);
         }
         log.push_str(&msg);
@@ -94,7 +102,10 @@ fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
 }
 
 fn take_log() -> String {
-    LIBBPF_LOG.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default()
+    LIBBPF_LOG
+        .lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default()
 }
 
 /// Check that this process can load BPF at all, with a clear message when it cannot.
@@ -133,7 +144,9 @@ impl Probes {
         let holder: &'static mut MaybeUninit<libbpf_rs::OpenObject> =
             Box::leak(Box::new(MaybeUninit::uninit()));
         let builder = skel::CausewaySkelBuilder::default();
-        let mut open = builder.open(holder).map_err(|e| ProbeError::Open(format!("{e:#}")))?;
+        let mut open = builder
+            .open(holder)
+            .map_err(|e| ProbeError::Open(format!("{e:#}")))?;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.agent_tgid = cfg.agent_tgid;
             ro.capture_file_writes = u32::from(cfg.file_writes);
@@ -142,13 +155,21 @@ impl Probes {
         open.maps
             .events
             .set_max_entries(cfg.ringbuf_bytes)
-            .map_err(|e| ProbeError::Map { map: "events", error: format!("{e:#}") })?;
-        let cpus = libbpf_rs::num_possible_cpus()
-            .map_err(|e| ProbeError::Map { map: "scratch", error: format!("{e:#}") })?;
+            .map_err(|e| ProbeError::Map {
+                map: "events",
+                error: format!("{e:#}"),
+            })?;
+        let cpus = libbpf_rs::num_possible_cpus().map_err(|e| ProbeError::Map {
+            map: "scratch",
+            error: format!("{e:#}"),
+        })?;
         open.maps
             .scratch
             .set_max_entries(cpus.max(1) as u32)
-            .map_err(|e| ProbeError::Map { map: "scratch", error: format!("{e:#}") })?;
+            .map_err(|e| ProbeError::Map {
+                map: "scratch",
+                error: format!("{e:#}"),
+            })?;
         let skel = open.load().map_err(|e| ProbeError::Load {
             error: format!("{e:#}"),
             log: verifier_summary(&take_log()),
@@ -163,7 +184,10 @@ impl Probes {
             )*};
         }
         attach!(cw_fork, cw_exec, cw_exit, cw_sys_enter, cw_sys_exit);
-        Ok(Probes { skel, _links: links })
+        Ok(Probes {
+            skel,
+            _links: links,
+        })
     }
 
     /// Mark a file (or a directory, covering its direct children) as sensitive: reads of it
@@ -176,7 +200,10 @@ impl Probes {
             .maps
             .sensitive
             .update(&key, &[1u8], MapFlags::ANY)
-            .map_err(|e| ProbeError::Map { map: "sensitive", error: format!("{e:#}") })
+            .map_err(|e| ProbeError::Map {
+                map: "sensitive",
+                error: format!("{e:#}"),
+            })
     }
 
     /// Read the per-CPU counters and sum them.
@@ -187,11 +214,16 @@ impl Probes {
             .maps
             .counters
             .lookup_percpu(&zero, MapFlags::ANY)
-            .map_err(|e| ProbeError::Map { map: "counters", error: format!("{e:#}") })?
+            .map_err(|e| ProbeError::Map {
+                map: "counters",
+                error: format!("{e:#}"),
+            })?
             .unwrap_or_default();
         let mut c = Counters::default();
         for bytes in per_cpu {
-            let Ok(v) = causeway_abi::decode::read_counters(&bytes) else { continue };
+            let Ok(v) = causeway_abi::decode::read_counters(&bytes) else {
+                continue;
+            };
             for i in 0..c.emitted.len() {
                 c.emitted[i] += v.emitted[i];
                 c.lost[i] += v.lost[i];
@@ -221,7 +253,9 @@ impl Probes {
                 0
             })
             .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?;
-        let rb = builder.build().map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?;
+        let rb = builder
+            .build()
+            .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?;
         let mut last_tick = Instant::now();
         // The probes wake us only once a batch is waiting; the short poll timeout bounds how
         // long a lone event can wait.

@@ -41,7 +41,8 @@ impl<W: Write> Sink for JsonLines<W> {
         if self.failed {
             return false;
         }
-        let ok = serde_json::to_writer(&mut self.out, &event).is_ok() && self.out.write_all(b"\n").is_ok();
+        let ok = serde_json::to_writer(&mut self.out, &event).is_ok()
+            && self.out.write_all(b"\n").is_ok();
         if !ok {
             // A closed pipe or a full disk: stop writing, keep counting what is lost.
             self.failed = true;
@@ -74,9 +75,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let out: Box<dyn Write> = if args.output == "-" {
         Box::new(std::io::stdout().lock())
     } else {
-        Box::new(std::fs::File::create(&args.output).map_err(|e| anyhow::anyhow!("{}: {e}", args.output))?)
+        Box::new(
+            std::fs::File::create(&args.output)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", args.output))?,
+        )
     };
-    let mut sink = JsonLines { out: BufWriter::with_capacity(1 << 16, out), failed: false };
+    let mut sink = JsonLines {
+        out: BufWriter::with_capacity(1 << 16, out),
+        failed: false,
+    };
     let stats = Stats::default();
     let ready_file = args.ready_file;
     let mut ready = || {

@@ -49,14 +49,21 @@ impl Agent {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn causeway agent");
-        let mut agent = Agent { child, out, _dir: dir };
+        let mut agent = Agent {
+            child,
+            out,
+            _dir: dir,
+        };
         let t0 = Instant::now();
         while !ready.exists() {
             if let Ok(Some(status)) = agent.child.try_wait() {
                 let err = agent.stderr();
                 panic!("causeway agent exited early ({status}): {err}");
             }
-            assert!(t0.elapsed() < Duration::from_secs(60), "agent not ready after 60 s");
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "agent not ready after 60 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         agent
@@ -105,5 +112,8 @@ pub fn marker(name: &str) -> String {
 
 /// Events whose process argv contains `m`.
 pub fn with_marker<'a>(events: &'a [Event], m: &str) -> Vec<&'a Event> {
-    events.iter().filter(|e| e.process.argv.iter().any(|a| a.contains(m))).collect()
+    events
+        .iter()
+        .filter(|e| e.process.argv.iter().any(|a| a.contains(m)))
+        .collect()
 }
