@@ -87,3 +87,57 @@ fn mount_module_and_bpf_loads() {
         (1, "cwtest", fd)
     );
 }
+
+#[test]
+fn udp_connect_is_a_flow() {
+    if !bpf_available("udp_connect_is_a_flow") {
+        return;
+    }
+    let agent = Agent::start(&["--no-snapshot"]);
+    let server = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = server.local_addr().expect("addr").port();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind client");
+    client.connect(("127.0.0.1", port)).expect("connect");
+    let cport = client.local_addr().expect("addr").port();
+    let (events, _) = agent.stop();
+    let c = events
+        .iter()
+        .find(|e| {
+            e.kind == Kind::NetConnect && e.network.as_ref().is_some_and(|n| n.remote.port == port)
+        })
+        .expect("udp connect");
+    let n = c.network.as_ref().expect("network");
+    assert_eq!(
+        (n.protocol.as_str(), n.local.port, c.process.pid),
+        ("udp", cport, std::process::id())
+    );
+}
+
+#[test]
+fn not_root_is_a_clear_error() {
+    // Needs root to drop to another user; that is all it needs.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP not_root_is_a_clear_error: needs root to switch to an unprivileged user");
+        return;
+    }
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_causeway"))
+        .args(["agent", "--output", "/dev/null"])
+        .output()
+        .expect("setpriv");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs root") && err.contains("uid 65534"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
