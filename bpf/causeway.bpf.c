@@ -103,6 +103,28 @@ struct {
 	__type(value, __u8);
 } sensitive SEC(".maps");
 
+/* Enforcement maps (see causeway_events.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct cw_scope);
+} scope_by_cgroup SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct cw_scope);
+} scope_by_tgid SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct cw_allow_key);
+	__type(value, __u8);
+} allowed_exec SEC(".maps");
+
 struct inflight {
 	__u64 args[6];
 	struct cw_creds old;
@@ -423,12 +445,47 @@ int BPF_PROG(cw_fork, struct task_struct *parent, struct task_struct *child)
 	/* Threads are not processes. */
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0;
+	/* A process in a policy's scope passes it on to its children. */
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	struct cw_scope *sc = bpf_map_lookup_elem(&scope_by_tgid, &ptgid);
+	if (sc) {
+		struct cw_scope inherited = *sc;
+		__u32 ctgid = BPF_CORE_READ(child, tgid);
+		bpf_map_update_elem(&scope_by_tgid, &ctgid, &inherited, BPF_ANY);
+	}
 	struct cw_fork rec = {};
 	init_hdr(&rec.hdr, CW_FORK, child);
 	rec.hdr.size = sizeof(rec);
 	long err = bpf_ringbuf_output(&events, &rec, sizeof(rec), wakeup_flag());
 	count_emit(CW_FORK, err, 0);
 	return 0;
+}
+
+/*
+ * Check an exec against the policy in force for the process, if any. In enforce mode a
+ * denied exec is killed here, in the exec tracepoint: the signal is delivered before the new
+ * image runs its first instruction. Never the agent, never PID 1.
+ */
+static __always_inline void enforce_exec(struct cw_exec *rec)
+{
+	__u32 tgid = rec->hdr.task.pid;
+	struct cw_scope *sc = bpf_map_lookup_elem(&scope_by_tgid, &tgid);
+	if (!sc) {
+		__u64 cg = rec->hdr.task.cgroup_id;
+		sc = bpf_map_lookup_elem(&scope_by_cgroup, &cg);
+	}
+	rec->policy_id = 0;
+	if (!sc)
+		return;
+	rec->policy_id = sc->policy_id;
+	struct cw_allow_key k = { .ino = rec->exe_ino, .dev = rec->exe_dev, .policy_id = sc->policy_id };
+	if (bpf_map_lookup_elem(&allowed_exec, &k))
+		return;
+	rec->hdr.flags |= CW_F_DENIED;
+	if (sc->mode == CW_MODE_ENFORCE && tgid != agent_tgid && tgid != 1) {
+		if (bpf_send_signal(9 /* SIGKILL */) == 0)
+			rec->hdr.flags |= CW_F_KILLED;
+	}
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -505,6 +562,8 @@ int BPF_PROG(cw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	if (rec->hdr.task.euid != rec->hdr.task.uid || rec->hdr.task.egid != rec->hdr.task.gid)
 		rec->hdr.flags |= CW_F_SETID;
 
+	enforce_exec(rec);
+
 	emit(rec, CW_DATA_OFF + (off & CW_DATA_MASK));
 	return 0;
 }
@@ -517,6 +576,8 @@ int BPF_PROG(cw_exit, struct task_struct *p)
 	/* Only the last thread of the group ends the process. */
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
 		return 0;
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	bpf_map_delete_elem(&scope_by_tgid, &tgid);
 	struct cw_exit rec = {};
 	init_hdr(&rec.hdr, CW_EXIT, p);
 	__u32 sflags = BPF_CORE_READ(p, signal, flags);

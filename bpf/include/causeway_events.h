@@ -96,6 +96,8 @@ struct cw_hdr {
 #define CW_F_INPROGRESS (1 << 8)   /* non-blocking connect in progress */
 #define CW_F_SETID (1 << 9)        /* exec changed euid/egid (setuid image) */
 #define CW_F_CGROUP_TRUNC (1 << 10)
+#define CW_F_DENIED (1 << 11)      /* exec outside the policy in force for this process */
+#define CW_F_KILLED (1 << 12)      /* ...and killed before its first instruction */
 
 /* CW_FORK: task = the new child process (its parent is the current task). */
 struct cw_fork {
@@ -114,7 +116,7 @@ struct cw_exec {
 	__u16 exe_len;
 	__u16 cwd_len;
 	__u16 cgroup_len;
-	__u32 pad;
+	__u32 policy_id; /* policy in force for this process, 0 if none */
 	char data[];
 };
 
@@ -234,6 +236,23 @@ struct cw_counters {
 	__u64 lost[CW_KIND_MAX];    /* records the ring buffer had no room for */
 	__u64 truncated;            /* records with any *_TRUNC flag */
 	__u64 inflight_lost;        /* syscall entries not tracked (table full) */
+};
+
+/* Enforcement. A process is under a policy when its cgroup is in the policy's scope, or when
+ * it descends (by fork) from a process put in scope. Its execs are then checked against the
+ * policy's allowed executables, by (device, inode). */
+#define CW_MODE_AUDIT 1
+#define CW_MODE_ENFORCE 2
+
+struct cw_scope {
+	__u32 policy_id;
+	__u32 mode; /* CW_MODE_* */
+};
+
+struct cw_allow_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 policy_id;
 };
 
 /* Key of the sensitive-file and policy maps: a file is (device, inode). */

@@ -199,6 +199,15 @@ impl Converter {
                     setid: flag(h, raw::CW_F_SETID),
                     snapshot: false,
                 });
+                if r.policy_id != 0 && flag(h, raw::CW_F_DENIED) {
+                    let killed = flag(h, raw::CW_F_KILLED);
+                    e.enforcement = Some(Enforcement {
+                        policy_id: r.policy_id,
+                        policy: String::new(),
+                        action: if killed { "killed" } else { "denied" }.to_string(),
+                        mechanism: "bpf_send_signal".to_string(),
+                    });
+                }
                 Some(e)
             }
             Record::Exit(r) => {

@@ -64,6 +64,15 @@ impl<F: FnMut(Event) -> bool> Sink for F {
     }
 }
 
+/// Handed to the caller once the probes are attached.
+#[derive(Debug)]
+pub struct Ready {
+    /// The kernel's enforcement tables, usable from any thread.
+    pub policy: Option<causeway_probes::PolicyMaps>,
+}
+
+pub use causeway_probes::{Mode, PolicyMaps};
+
 /// Load the probes and run until `stop` is set; then drain, flush and return.
 /// `ready` is called once the probes are attached (tests and `up` wait for it).
 pub fn run(
@@ -71,7 +80,7 @@ pub fn run(
     stop: &AtomicBool,
     stats: &Stats,
     sink: &mut dyn Sink,
-    ready: &mut dyn FnMut(),
+    ready: &mut dyn FnMut(Ready),
 ) -> Result<(), ProbeError> {
     stats.set_state("loading");
     let probes = causeway_probes::Probes::load(&causeway_probes::Config {
@@ -106,7 +115,11 @@ pub fn run(
         }
     }
     stats.set_state("running");
-    ready();
+    let policy = probes
+        .policy_maps()
+        .inspect_err(|e| tracing::warn!("enforcement maps unavailable: {e}"))
+        .ok();
+    ready(Ready { policy });
     let mut ticks = 0u64;
     // Both callbacks run on this thread, one at a time; the RefCell only satisfies the
     // borrow checker that they never overlap.

@@ -330,6 +330,20 @@ pub struct Memfd {
     pub result: i64,
 }
 
+/// An enforcement decision taken in the kernel on this event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enforcement {
+    /// Numeric id of the policy in force (as loaded into the kernel).
+    pub policy_id: u32,
+    /// The policy's name, when the agent knows it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub policy: String,
+    /// `killed` (enforce mode) or `denied` (audit mode: reported, not acted on).
+    pub action: String,
+    /// How: `bpf_send_signal` (SIGKILL at exec, before the first instruction) or `bpf_lsm`.
+    pub mechanism: String,
+}
+
 /// One event: the contract's JSON object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
@@ -357,6 +371,8 @@ pub struct Event {
     pub bpf: Option<Bpf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memfd: Option<Memfd>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<Enforcement>,
 }
 
 impl Event {
@@ -377,6 +393,7 @@ impl Event {
             module: None,
             bpf: None,
             memfd: None,
+            enforcement: None,
         }
     }
 

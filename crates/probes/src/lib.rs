@@ -38,6 +38,8 @@ pub enum ProbeError {
     Attach { program: String, error: String },
     #[error("ring buffer: {0}")]
     RingBuffer(String),
+    #[error("process {0} is PID 1 or the agent: it can never be put under a policy")]
+    Protected(u32),
     #[error("map {map}: {error}")]
     Map { map: &'static str, error: String },
 }
@@ -123,6 +125,7 @@ pub fn preflight() -> Result<(), ProbeError> {
 
 /// The loaded and attached core probes.
 pub struct Probes {
+    agent_tgid: u32,
     skel: skel::CausewaySkel<'static>,
     _links: Vec<libbpf_rs::Link>,
 }
@@ -185,6 +188,7 @@ impl Probes {
         }
         attach!(cw_fork, cw_exec, cw_exit, cw_sys_enter, cw_sys_exit);
         Ok(Probes {
+            agent_tgid: cfg.agent_tgid,
             skel,
             _links: links,
         })
@@ -204,6 +208,22 @@ impl Probes {
                 map: "sensitive",
                 error: format!("{e:#}"),
             })
+    }
+
+    /// Handles to the enforcement maps, usable from any thread while the probes run.
+    pub fn policy_maps(&self) -> Result<PolicyMaps, ProbeError> {
+        let h = |m: &libbpf_rs::MapMut<'_>, name: &'static str| {
+            libbpf_rs::MapHandle::try_from(m).map_err(|e| ProbeError::Map {
+                map: name,
+                error: format!("{e:#}"),
+            })
+        };
+        Ok(PolicyMaps {
+            agent_tgid: self.agent_tgid,
+            by_cgroup: h(&self.skel.maps.scope_by_cgroup, "scope_by_cgroup")?,
+            by_tgid: h(&self.skel.maps.scope_by_tgid, "scope_by_tgid")?,
+            allowed: h(&self.skel.maps.allowed_exec, "allowed_exec")?,
+        })
     }
 
     /// Read the per-CPU counters and sum them.
@@ -273,6 +293,98 @@ impl Probes {
         let _ = rb.consume();
         on_tick(self);
         Ok(())
+    }
+}
+
+/// Whether a policy only reports deviations or also kills them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Audit,
+    Enforce,
+}
+
+/// The kernel's enforcement tables: which processes are under which policy, and which
+/// executables (by device and inode) each policy allows. Updates take effect at the next exec.
+#[derive(Debug)]
+pub struct PolicyMaps {
+    agent_tgid: u32,
+    by_cgroup: libbpf_rs::MapHandle,
+    by_tgid: libbpf_rs::MapHandle,
+    allowed: libbpf_rs::MapHandle,
+}
+
+fn scope_bytes(policy_id: u32, mode: Mode) -> [u8; 8] {
+    let m = match mode {
+        Mode::Audit => causeway_abi::raw::CW_MODE_AUDIT,
+        Mode::Enforce => causeway_abi::raw::CW_MODE_ENFORCE,
+    };
+    let mut v = [0u8; 8];
+    v[..4].copy_from_slice(&policy_id.to_ne_bytes());
+    v[4..].copy_from_slice(&m.to_ne_bytes());
+    v
+}
+
+fn allow_key(policy_id: u32, dev: u32, ino: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&ino.to_ne_bytes());
+    k[8..12].copy_from_slice(&dev.to_ne_bytes());
+    k[12..].copy_from_slice(&policy_id.to_ne_bytes());
+    k
+}
+
+impl PolicyMaps {
+    fn err(map: &'static str) -> impl Fn(libbpf_rs::Error) -> ProbeError {
+        move |e| ProbeError::Map {
+            map,
+            error: format!("{e:#}"),
+        }
+    }
+
+    /// Put every process of a cgroup (v2 id) under a policy.
+    pub fn scope_cgroup(
+        &self,
+        cgroup_id: u64,
+        policy_id: u32,
+        mode: Mode,
+    ) -> Result<(), ProbeError> {
+        self.by_cgroup
+            .update(
+                &cgroup_id.to_ne_bytes(),
+                &scope_bytes(policy_id, mode),
+                MapFlags::ANY,
+            )
+            .map_err(Self::err("scope_by_cgroup"))
+    }
+
+    /// Put a process and every process it forks from now on under a policy. PID 1 and the
+    /// agent itself can never be put under a policy (the probes refuse to kill them too).
+    pub fn scope_process(&self, tgid: u32, policy_id: u32, mode: Mode) -> Result<(), ProbeError> {
+        if tgid == 1 || tgid == self.agent_tgid {
+            return Err(ProbeError::Protected(tgid));
+        }
+        self.by_tgid
+            .update(
+                &tgid.to_ne_bytes(),
+                &scope_bytes(policy_id, mode),
+                MapFlags::ANY,
+            )
+            .map_err(Self::err("scope_by_tgid"))
+    }
+
+    /// Allow an executable (kernel dev_t, inode) under a policy.
+    pub fn allow(&self, policy_id: u32, dev: u32, ino: u64) -> Result<(), ProbeError> {
+        self.allowed
+            .update(&allow_key(policy_id, dev, ino), &[1u8], MapFlags::ANY)
+            .map_err(Self::err("allowed_exec"))
+    }
+
+    /// Withdraw an executable from a policy.
+    pub fn disallow(&self, policy_id: u32, dev: u32, ino: u64) -> Result<(), ProbeError> {
+        match self.allowed.delete(&allow_key(policy_id, dev, ino)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Self::err("allowed_exec")(e)),
+        }
     }
 }
 

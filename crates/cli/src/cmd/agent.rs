@@ -86,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let stats = Stats::default();
     let ready_file = args.ready_file;
-    let mut ready = || {
+    let mut ready = |_: causeway_agent::Ready| {
         tracing::info!("probes attached; capturing");
         if let Some(p) = &ready_file {
             let _ = std::fs::write(p, format!("{}\n", std::process::id()));
