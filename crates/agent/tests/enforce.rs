@@ -3,6 +3,8 @@
 //! would write never exists), allowed executables run untouched, and the decision is an
 //! event. Audit mode reports the same exec without acting.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use causeway_agent::{AgentConfig, Mode, PolicyMaps, Ready, Stats};
 use causeway_model::{Event, Kind};
 use std::os::unix::fs::MetadataExt;
