@@ -200,6 +200,24 @@ static __always_inline struct kernfs_node *task_cgroup_kn(struct task_struct *ta
 	return BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
 }
 
+/* Before 6.3, kernel_cap_t was { __u32 cap[2]; }; since, it is { u64 val; }. */
+struct kernel_cap_t___old {
+	__u32 cap[2];
+} __attribute__((preserve_access_index));
+struct cred___old {
+	struct kernel_cap_t___old cap_effective;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u64 cap_effective(const struct cred *cr)
+{
+	if (bpf_core_field_exists(cr->cap_effective.val))
+		return BPF_CORE_READ(cr, cap_effective.val);
+	const struct cred___old *o = (const void *)cr;
+	__u64 lo = BPF_CORE_READ(o, cap_effective.cap[0]);
+	__u64 hi = BPF_CORE_READ(o, cap_effective.cap[1]);
+	return lo | (hi << 32);
+}
+
 static __always_inline void fill_creds_of(struct cw_creds *c, const struct cred *cr)
 {
 	c->uid = BPF_CORE_READ(cr, uid.val);
@@ -210,7 +228,7 @@ static __always_inline void fill_creds_of(struct cw_creds *c, const struct cred 
 	c->egid = BPF_CORE_READ(cr, egid.val);
 	c->sgid = BPF_CORE_READ(cr, sgid.val);
 	c->fsgid = BPF_CORE_READ(cr, fsgid.val);
-	c->cap_effective = BPF_CORE_READ(cr, cap_effective.val);
+	c->cap_effective = cap_effective(cr);
 }
 
 static __always_inline void fill_task(struct cw_task *t, struct task_struct *task)

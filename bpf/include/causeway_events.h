@@ -98,6 +98,8 @@ struct cw_hdr {
 #define CW_F_CGROUP_TRUNC (1 << 10)
 #define CW_F_DENIED (1 << 11)      /* exec outside the policy in force for this process */
 #define CW_F_KILLED (1 << 12)      /* ...and killed before its first instruction */
+#define CW_F_LSM (1 << 13)         /* ...refused by the BPF-LSM hook (exec failed with EPERM);
+                                    * such a record has no argv/cwd, and exe is the filename */
 
 /* CW_FORK: task = the new child process (its parent is the current task). */
 struct cw_fork {

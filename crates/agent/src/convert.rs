@@ -170,6 +170,9 @@ impl Converter {
                 cwd,
                 cgroup,
             } => {
+                if flag(h, raw::CW_F_LSM) {
+                    return Some(self.lsm_denial(h, r, filename));
+                }
                 let cg_path = String::from_utf8_lossy(&components_to_path(cgroup)).into_owned();
                 let cg = if cgroup.is_empty() {
                     crate::cgroups::CgroupInfo::default()
@@ -204,7 +207,7 @@ impl Converter {
                     e.enforcement = Some(Enforcement {
                         policy_id: r.policy_id,
                         policy: String::new(),
-                        action: if killed { "killed" } else { "denied" }.to_string(),
+                        action: if killed { "killed" } else { "audited" }.to_string(),
                         mechanism: "bpf_send_signal".to_string(),
                     });
                 }
@@ -322,6 +325,24 @@ impl Converter {
                 Some(e)
             }
         }
+    }
+
+    /// An exec the BPF-LSM hook refused: it never happened, so the process keeps its image
+    /// in the table; the event names the file that was refused.
+    fn lsm_denial(&mut self, h: &raw::cw_hdr, r: &raw::cw_exec, filename: &[u8]) -> Event {
+        let mut e = self.event(h, Kind::ProcessExec);
+        let name = escape_bytes(cstr(filename));
+        e.exec = Some(Exec {
+            filename: name,
+            ..Default::default()
+        });
+        e.enforcement = Some(Enforcement {
+            policy_id: r.policy_id,
+            policy: String::new(),
+            action: "blocked".to_string(),
+            mechanism: "bpf_lsm".to_string(),
+        });
+        e
     }
 
     fn file(

@@ -69,9 +69,11 @@ impl<F: FnMut(Event) -> bool> Sink for F {
 pub struct Ready {
     /// The kernel's enforcement tables, usable from any thread.
     pub policy: Option<causeway_probes::PolicyMaps>,
+    /// How denied execs are stopped on this kernel.
+    pub enforcement: causeway_probes::Enforcement,
 }
 
-pub use causeway_probes::{Mode, PolicyMaps};
+pub use causeway_probes::{Enforcement, Mode, PolicyMaps};
 
 /// Load the probes and run until `stop` is set; then drain, flush and return.
 /// `ready` is called once the probes are attached (tests and `up` wait for it).
@@ -119,7 +121,12 @@ pub fn run(
         .policy_maps()
         .inspect_err(|e| tracing::warn!("enforcement maps unavailable: {e}"))
         .ok();
-    ready(Ready { policy });
+    let enforcement = probes.enforcement().clone();
+    stats.set_enforcement(enforcement.name());
+    ready(Ready {
+        policy,
+        enforcement,
+    });
     let mut ticks = 0u64;
     // Both callbacks run on this thread, one at a time; the RefCell only satisfies the
     // borrow checker that they never overlap.

@@ -21,12 +21,15 @@ pub struct Stats {
     decode_errors: AtomicU64,
     sink_dropped: AtomicU64,
     state: Mutex<String>,
+    enforcement: Mutex<String>,
 }
 
 /// A point-in-time copy for reports.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct StatsSnapshot {
     pub state: String,
+    /// How denied execs are stopped: `bpf_lsm` or `bpf_send_signal`.
+    pub enforcement: String,
     pub seen: BTreeMap<String, u64>,
     pub seen_total: u64,
     /// Lost, by cause: `ringbuf_full:<kind>`, `syscall_table_full`, `decode_error`, `sink_full`.
@@ -55,6 +58,11 @@ impl Stats {
     pub fn sink_dropped(&self) {
         self.sink_dropped.fetch_add(1, Relaxed);
     }
+    pub fn set_enforcement(&self, s: &str) {
+        if let Ok(mut st) = self.enforcement.lock() {
+            *st = s.to_string();
+        }
+    }
     pub fn set_state(&self, s: &str) {
         if let Ok(mut st) = self.state.lock() {
             *st = s.to_string();
@@ -76,6 +84,11 @@ impl Stats {
     pub fn snapshot(&self) -> StatsSnapshot {
         let mut s = StatsSnapshot {
             state: self.state.lock().map(|s| s.clone()).unwrap_or_default(),
+            enforcement: self
+                .enforcement
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default(),
             ..Default::default()
         };
         for k in Kind::ALL {

@@ -177,5 +177,5 @@ fn enforce_kills_before_first_instruction_and_audit_only_reports() {
     let a = touch(sh_aud)
         .enforcement
         .expect("audit decision is an event");
-    assert_eq!((a.policy_id, a.action.as_str()), (8, "denied"));
+    assert_eq!((a.policy_id, a.action.as_str()), (8, "audited"));
 }

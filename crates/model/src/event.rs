@@ -338,7 +338,8 @@ pub struct Enforcement {
     /// The policy's name, when the agent knows it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub policy: String,
-    /// `killed` (enforce mode) or `denied` (audit mode: reported, not acted on).
+    /// `killed` (SIGKILL at exec, before the first instruction), `blocked` (the exec was
+    /// refused with EPERM and never happened) or `audited` (audit mode: reported only).
     pub action: String,
     /// How: `bpf_send_signal` (SIGKILL at exec, before the first instruction) or `bpf_lsm`.
     pub mechanism: String,

@@ -19,7 +19,32 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/causeway.skel.rs"));
 }
 
+mod lsm_skel {
+    #![allow(clippy::all, clippy::unwrap_used, missing_docs, unsafe_op_in_unsafe_fn)]
+    include!(concat!(env!("OUT_DIR"), "/causeway_lsm.skel.rs"));
+}
+
 pub use causeway_abi::raw::cw_counters;
+
+/// How denied execs are stopped on this kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enforcement {
+    /// BPF-LSM `bprm_check_security` refuses the exec with EPERM.
+    LsmDeny,
+    /// BPF-LSM is not available (the reason is kept): the exec tracepoint kills the process
+    /// with SIGKILL before its first instruction.
+    KillAtExec { lsm_error: String },
+}
+
+impl Enforcement {
+    /// Short name for health and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Enforcement::LsmDeny => "bpf_lsm",
+            Enforcement::KillAtExec { .. } => "bpf_send_signal",
+        }
+    }
+}
 
 /// Errors from loading or running the probes.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +153,8 @@ pub struct Probes {
     agent_tgid: u32,
     skel: skel::CausewaySkel<'static>,
     _links: Vec<libbpf_rs::Link>,
+    enforcement: Enforcement,
+    _lsm: Option<(lsm_skel::CausewayLsmSkel<'static>, libbpf_rs::Link)>,
 }
 
 impl std::fmt::Debug for Probes {
@@ -187,11 +214,28 @@ impl Probes {
             )*};
         }
         attach!(cw_fork, cw_exec, cw_exit, cw_sys_enter, cw_sys_exit);
+        // The optional LSM object: tried, reported, never fatal.
+        let (lsm, enforcement) = match load_lsm(&skel, cfg.agent_tgid) {
+            Ok(l) => (Some(l), Enforcement::LsmDeny),
+            Err(lsm_error) => {
+                tracing::info!(
+                    "BPF-LSM unavailable ({lsm_error}); denied execs are killed at exec instead"
+                );
+                (None, Enforcement::KillAtExec { lsm_error })
+            }
+        };
         Ok(Probes {
             agent_tgid: cfg.agent_tgid,
             skel,
             _links: links,
+            enforcement,
+            _lsm: lsm,
         })
+    }
+
+    /// How this kernel lets the agent stop a denied exec.
+    pub fn enforcement(&self) -> &Enforcement {
+        &self.enforcement
     }
 
     /// Mark a file (or a directory, covering its direct children) as sensitive: reads of it
@@ -386,6 +430,50 @@ impl PolicyMaps {
             Err(e) => Err(Self::err("allowed_exec")(e)),
         }
     }
+}
+
+/// Load and attach the LSM object, sharing the core object's maps.
+fn load_lsm(
+    core: &skel::CausewaySkel<'static>,
+    agent_tgid: u32,
+) -> Result<(lsm_skel::CausewayLsmSkel<'static>, libbpf_rs::Link), String> {
+    use std::os::fd::AsFd;
+    let holder: &'static mut MaybeUninit<libbpf_rs::OpenObject> =
+        Box::leak(Box::new(MaybeUninit::uninit()));
+    let mut open = lsm_skel::CausewayLsmSkelBuilder::default()
+        .open(holder)
+        .map_err(|e| format!("open: {e:#}"))?;
+    if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+        ro.agent_tgid = agent_tgid;
+    }
+    let reuse = |m: &mut libbpf_rs::OpenMapMut<'_>, fd: std::os::fd::BorrowedFd<'_>| {
+        m.reuse_fd(fd).map_err(|e| format!("sharing map: {e:#}"))
+    };
+    reuse(&mut open.maps.events, core.maps.events.as_fd())?;
+    reuse(&mut open.maps.counters, core.maps.counters.as_fd())?;
+    reuse(
+        &mut open.maps.scope_by_cgroup,
+        core.maps.scope_by_cgroup.as_fd(),
+    )?;
+    reuse(
+        &mut open.maps.scope_by_tgid,
+        core.maps.scope_by_tgid.as_fd(),
+    )?;
+    reuse(&mut open.maps.allowed_exec, core.maps.allowed_exec.as_fd())?;
+    take_log();
+    let skel = open.load().map_err(|e| {
+        let log = verifier_summary(&take_log());
+        format!(
+            "load of lsm/bprm_check_security: {e:#} {}",
+            log.lines().last().unwrap_or("")
+        )
+    })?;
+    let link = skel
+        .progs
+        .cw_lsm_bprm
+        .attach_lsm()
+        .map_err(|e| format!("attach: {e:#}"))?;
+    Ok((skel, link))
 }
 
 /// The last lines of a libbpf/verifier log: where the verdict is.
