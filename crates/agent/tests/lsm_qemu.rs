@@ -59,7 +59,8 @@ fn stock_debian_kernel_denies_with_bpf_lsm() {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !(is_root() && have_qemu)
+    let can_run = is_root() && have_qemu;
+    if !can_run
         && !must_run(
             "stock_debian_kernel_denies_with_bpf_lsm",
             "root and qemu-system-x86",
