@@ -1,0 +1,119 @@
+// Incident: the causal graph from the entry point to every flagged act, a details panel,
+// on-demand expansion, and a timeline of the incident's acts beside the graph.
+import type { Core } from "cytoscape";
+import { enc, get, IncidentDetail, Trace, TraceNode } from "../api";
+import { append, clear, fmtTime, h, kv, sevBadge } from "../dom";
+import { createGraph, merge, nodeOf, runLayout } from "../graph";
+import { argvList } from "./process";
+
+declare global {
+  interface Window { __cy?: Core; __causeway?: { incident: string; renderedMs: number; nodes: number } }
+}
+
+function userOf(d: any): string {
+  const parts = [`uid ${d.uid}`];
+  if (d.euid !== d.uid) parts.push(`euid ${d.euid}`);
+  parts.push(`gid ${d.gid}`);
+  if (d.auid !== null && d.auid !== undefined) parts.push(`auid ${d.auid}`);
+  return parts.join(" · ");
+}
+
+function exitOf(d: any): string {
+  if (!d.exit_time) return "";
+  const how = d.exit ? (d.exit.signal != null ? `killed by signal ${d.exit.signal}` : `exit code ${d.exit.code}`) : "";
+  return `${fmtTime(d.exit_time)} ${how}`;
+}
+
+export async function incidentPage(root: HTMLElement, id: string): Promise<void> {
+  const inc = await get<IncidentDetail>(`/incidents/${enc(id)}`);
+  const graphEl = h("div", { id: "graph", class: "graph" });
+  const details = h("div", { id: "details", class: "details" }, h("p", { class: "muted" }, "Click a node for its details."));
+  const timeline = h("ol", { id: "timeline", class: "timeline" });
+  const agg = inc.trace.aggregated;
+  append(root,
+    h("section", { class: "incident-head" },
+      h("h1", { id: "incident-title" }, inc.title),
+      h("div", { class: "meta" }, sevBadge(inc.severity), h("span", { class: "score" }, `score ${inc.score.toFixed(1)}`),
+        ...inc.techniques.map((t) => h("span", { class: "tech" }, t)),
+        h("span", {}, `hosts: ${inc.hosts.join(", ")}`),
+        h("span", { class: "muted" }, `${fmtTime(inc.first_seen)} → ${fmtTime(inc.last_seen)}`),
+        agg ? h("span", { class: "agg", id: "aggregated" },
+          `showing ${inc.trace.nodes.length} of ${agg.original_nodes} nodes (similar siblings grouped)`) : null)),
+    h("div", { class: "incident-body" }, graphEl,
+      h("aside", {}, h("h2", {}, "Details"), details, h("h2", {}, "Timeline"), timeline)));
+
+  const cy = createGraph(graphEl, inc.trace);
+  window.__cy = cy;
+  await new Promise((r) => requestAnimationFrame(() => r(null)));
+  await runLayout(cy);
+  // A large graph fitted whole is unreadable: start on the flagged acts and their neighbours.
+  const flagged = cy.nodes("[?flagged]");
+  if (cy.zoom() < 0.5 && flagged.nonempty()) cy.fit(flagged.closedNeighborhood(), 60);
+  await new Promise((r) => requestAnimationFrame(() => r(null)));
+  window.__causeway = { incident: id, renderedMs: performance.now(), nodes: cy.nodes().length };
+  document.body.dataset.rendered = id;
+
+  const relayout = async () => { await runLayout(cy); };
+
+  const expand = async (n: TraceNode, direction: "forward" | "backward") => {
+    const t = await get<Trace>(`/processes/${enc(n.id)}/trace`, { direction, depth: 1, max_nodes: 60, collapse: "false" });
+    if (merge(cy, t) > 0) await relayout();
+  };
+
+  const expandGroup = async (g: TraceNode) => {
+    const t = await get<Trace>(`/processes/${enc(g.data.parent)}/trace`, { direction: "forward", depth: 1, max_nodes: 20000, collapse: "false" });
+    const members = new Set<string>(g.data.members);
+    const keep: Trace = { nodes: t.nodes.filter((x) => members.has(x.id)), edges: t.edges };
+    cy.getElementById(g.id).remove();
+    merge(cy, keep);
+    await relayout();
+  };
+
+  const show = (n: TraceNode) => {
+    clear(details);
+    const d = n.data ?? {};
+    append(details, h("h3", { id: "details-title" }, n.label));
+    if (n.flagged) {
+      const flags = inc.flags.filter((f) => n.rules.includes(f.rule_id));
+      append(details, h("div", { class: "flags" }, ...flags.map((f) => h("div", { class: "flag" },
+        h("strong", {}, f.title), " ", h("span", { class: "tech" }, f.techniques.join(", ")),
+        h("div", { class: "muted" }, `${f.rule_id} · ${fmtTime(f.time)}`), h("div", {}, f.message)))));
+    }
+    if (n.kind === "process") {
+      append(details, kv([["pid", String(d.pid)], ["exe", h("code", {}, d.exe)], ["argv", argvList(d.argv ?? [])],
+        ["User", userOf(d)], ["cwd", h("code", {}, d.cwd ?? "")], ["tty", d.tty ?? ""],
+        ["Container", d.container ? `${d.container.runtime} ${d.container.id}` : ""], ["Service", d.service ?? ""],
+        ["Host", d.host ? `${d.host.name}` : n.host ?? ""], ["Started", fmtTime(d.start_time)], ["Exited", exitOf(d)],
+        ["Id", h("code", {}, n.id)]]),
+        h("div", { class: "actions" },
+          h("button", { type: "button", id: "expand-back", onclick: () => void expand(n, "backward") }, "Expand causes"),
+          h("button", { type: "button", id: "expand-fwd", onclick: () => void expand(n, "forward") }, "Expand effects"),
+          h("a", { href: `#/process/${enc(n.id)}` }, "Open in explorer")));
+    } else if (n.kind === "group") {
+      append(details, kv([["Collapsed", `${d.count} similar ${d.member_kind} nodes`], ["Edge", d.edge_kind]]),
+        h("div", { class: "actions" }, h("button", { type: "button", id: "expand-group",
+          onclick: () => void expandGroup(n) }, `Show all ${d.count}`)));
+    } else {
+      append(details, kv(Object.entries(d).map(([k, v]) => [k, typeof v === "string" ? h("code", {}, v) : JSON.stringify(v)] as [string, any])),
+        kv([["Host", n.host ?? ""], ["First seen", fmtTime(n.time)]]));
+    }
+  };
+
+  cy.on("tap", "node", (e) => show(nodeOf(e.target)));
+
+  // Timeline: every edge (an act) and flag, in time order.
+  const label = (nid: string) => (cy.getElementById(nid).data("node") as TraceNode | undefined)?.label ?? nid;
+  type Item = { time: string; text: string; node: string; flagged: boolean };
+  const items: Item[] = inc.trace.edges.map((e) => ({
+    time: e.time, node: e.target, flagged: !!(inc.trace.nodes.find((x) => x.id === e.target)?.flagged),
+    text: `${label(e.source)} ${e.kind}${e.count > 1 ? ` ×${e.count}` : ""} ${label(e.target)}`,
+  }));
+  for (const f of inc.flags) items.push({ time: f.time, node: f.process_id, flagged: true, text: `⚑ ${f.title}: ${f.message}` });
+  items.sort((a, b) => a.time.localeCompare(b.time));
+  const MAX = 400;
+  append(timeline, ...items.slice(0, MAX).map((it) => h("li", { class: it.flagged ? "flagged" : "", onclick: () => {
+    const el = cy.getElementById(it.node);
+    if (el.nonempty()) { cy.$(":selected").unselect(); el.select(); cy.animate({ center: { eles: el }, zoom: Math.max(cy.zoom(), 0.8) }, { duration: 200 }); show(nodeOf(el as any)); }
+  } }, h("span", { class: "time" }, fmtTime(it.time).slice(11)), " ", it.text)));
+  if (items.length > MAX) append(timeline, h("li", { class: "muted" }, `${items.length - MAX} more…`));
+}
