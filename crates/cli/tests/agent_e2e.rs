@@ -518,3 +518,20 @@ fn process_running_before_start_has_lineage() {
     assert_eq!(exit.process.id, snap.process.id);
     assert_eq!(exit.exit.as_ref().and_then(|x| x.signal), Some(9));
 }
+
+#[test]
+fn events_arrive_while_running() {
+    if !bpf_available("events_arrive_while_running") {
+        return;
+    }
+    let agent = Agent::start(&["--no-snapshot"]);
+    let m = marker("live");
+    assert!(Command::new("/bin/true").arg(&m).status().expect("true").success());
+    // The reader polls every 20 ms and the sink flushes every 100 ms: a lone event must be
+    // out well within a second, not only when the agent stops.
+    let waited = agent.wait_for(&m, std::time::Duration::from_secs(5));
+    let (events, _) = agent.stop();
+    assert!(!with_marker(&events, &m).is_empty());
+    let waited = waited.expect("event written while the agent runs");
+    assert!(waited < std::time::Duration::from_secs(1), "{waited:?}");
+}

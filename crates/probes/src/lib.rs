@@ -321,13 +321,17 @@ impl Probes {
             .build()
             .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?;
         let mut last_tick = Instant::now();
-        // The probes wake us only once a batch is waiting; the short poll timeout bounds how
-        // long a lone event can wait.
+        // The probes wake us only once a batch is waiting (see `wakeup_flag` in the C), and
+        // epoll reports nothing for records written without a wake-up, so after every poll
+        // we also consume whatever is there: no record waits longer than the poll timeout.
         let poll = Duration::from_millis(20);
         while !stop.load(Ordering::Relaxed) {
             if let Err(e) = rb.poll(poll) {
                 // EINTR on a signal is normal; anything else is worth a log line, not a stop.
                 tracing::debug!("ring buffer poll: {e}");
+            }
+            if let Err(e) = rb.consume() {
+                tracing::debug!("ring buffer consume: {e}");
             }
             if last_tick.elapsed() >= tick {
                 on_tick(self);

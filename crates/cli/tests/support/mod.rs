@@ -78,6 +78,18 @@ impl Agent {
         s
     }
 
+    /// Wait until a line containing `needle` is in the output while the agent runs.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> Option<Duration> {
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            if std::fs::read_to_string(&self.out).is_ok_and(|t| t.contains(needle)) {
+                return Some(t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
     /// Stop with SIGINT; return (events, the counters line printed on stderr).
     pub fn stop(mut self) -> (Vec<Event>, serde_json::Value) {
         // Give the ring buffer's poll timeout a moment to deliver the last records.
