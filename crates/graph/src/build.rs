@@ -550,7 +550,28 @@ impl Graph {
         }
         let f = self.file_node(host, p.container.as_ref(), path);
         let v = self.edge(f, img, EdgeKind::ExecutedFile, t);
-        // Dropper chains: whoever wrote (or renamed into place) the image file before now.
+        self.link_writers(f, img, t);
+        // A script runs as its interpreter (`exe` is /usr/bin/dash), but the file that was
+        // executed is the script: link it too when some process wrote it, so a dropped script
+        // is a dropper chain like a dropped binary. Only known files, to add no node per exec.
+        if let Some(script) = ev.exec.as_ref().map(|x| resolve(&p.cwd, &x.filename)) {
+            if script != path {
+                let container = p.container.as_ref().map(|c| self.strings.intern(&c.id)).unwrap_or(NONE);
+                let known = self.strings.get(&script).and_then(|s| self.files.get(&(host, container, s)).copied());
+                if let Some(sf) = known {
+                    self.edge(sf, img, EdgeKind::ExecutedFile, t);
+                    self.link_writers(sf, img, t);
+                }
+            }
+        }
+        Verdict {
+            run: v.run,
+            merged: false,
+        }
+    }
+
+    /// Dropper chains: whoever wrote (or renamed into place) file `f` before `t` caused `img`.
+    fn link_writers(&mut self, f: NodeId, img: NodeId, t: i64) {
         let writers: Vec<NodeId> = self.nodes[f as usize]
             .ins
             .iter()
@@ -564,10 +585,6 @@ impl Graph {
             if seen.insert(w) {
                 self.edge(w, img, EdgeKind::ExecutedFileWrittenBy, t);
             }
-        }
-        Verdict {
-            run: v.run,
-            merged: false,
         }
     }
 
@@ -770,5 +787,14 @@ impl Graph {
 
     pub fn run_count(&self) -> usize {
         self.runs.len()
+    }
+}
+
+/// An exec's filename made absolute against the process's cwd (lexically; `..` is kept).
+fn resolve(cwd: &str, filename: &str) -> String {
+    if filename.starts_with('/') || cwd.is_empty() {
+        filename.to_string()
+    } else {
+        format!("{}/{}", cwd.trim_end_matches('/'), filename.trim_start_matches("./"))
     }
 }
