@@ -26,6 +26,14 @@ enum Command {
     Ingest(cmd::ingest::Args),
     /// Search stored events.
     Events(cmd::events::Args),
+    /// One node: agent, graph, store, detection, HTTP API and web UI.
+    Up(cmd::up::Args),
+    /// The HTTP API and web UI over an existing data directory (no agent).
+    Server(cmd::up::Args),
+    /// Detection rules: validate files, test them against recorded events.
+    Rules(cmd::rules::Args),
+    /// Incidents raised, or one incident with its causal trace.
+    Incidents(cmd::incidents::Args),
     /// Walk the causal graph backward (what caused it) or forward (what it caused) from a process.
     Trace(cmd::trace::Args),
 }
@@ -44,6 +52,10 @@ fn main() -> ExitCode {
         Command::Ingest(a) => cmd::ingest::run(a),
         Command::Events(a) => cmd::events::run(a),
         Command::Trace(a) => cmd::trace::run(a),
+        Command::Up(a) => cmd::up::run(a),
+        Command::Server(a) => cmd::up::run_server(a),
+        Command::Incidents(a) => cmd::incidents::run(a),
+        Command::Rules(a) => cmd::rules::run(a),
     };
     match result {
         Ok(code) => code,

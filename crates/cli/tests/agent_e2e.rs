@@ -526,7 +526,11 @@ fn events_arrive_while_running() {
     }
     let agent = Agent::start(&["--no-snapshot"]);
     let m = marker("live");
-    assert!(Command::new("/bin/true").arg(&m).status().expect("true").success());
+    assert!(Command::new("/bin/true")
+        .arg(&m)
+        .status()
+        .expect("true")
+        .success());
     // The reader polls every 20 ms and the sink flushes every 100 ms: a lone event must be
     // out well within a second, not only when the agent stops.
     let waited = agent.wait_for(&m, std::time::Duration::from_secs(5));

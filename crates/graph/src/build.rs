@@ -556,8 +556,15 @@ impl Graph {
         // is a dropper chain like a dropped binary. Only known files, to add no node per exec.
         if let Some(script) = ev.exec.as_ref().map(|x| resolve(&p.cwd, &x.filename)) {
             if script != path {
-                let container = p.container.as_ref().map(|c| self.strings.intern(&c.id)).unwrap_or(NONE);
-                let known = self.strings.get(&script).and_then(|s| self.files.get(&(host, container, s)).copied());
+                let container = p
+                    .container
+                    .as_ref()
+                    .map(|c| self.strings.intern(&c.id))
+                    .unwrap_or(NONE);
+                let known = self
+                    .strings
+                    .get(&script)
+                    .and_then(|s| self.files.get(&(host, container, s)).copied());
                 if let Some(sf) = known {
                     self.edge(sf, img, EdgeKind::ExecutedFile, t);
                     self.link_writers(sf, img, t);
@@ -795,6 +802,10 @@ fn resolve(cwd: &str, filename: &str) -> String {
     if filename.starts_with('/') || cwd.is_empty() {
         filename.to_string()
     } else {
-        format!("{}/{}", cwd.trim_end_matches('/'), filename.trim_start_matches("./"))
+        format!(
+            "{}/{}",
+            cwd.trim_end_matches('/'),
+            filename.trim_start_matches("./")
+        )
     }
 }

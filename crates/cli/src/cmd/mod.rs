@@ -2,5 +2,8 @@
 
 pub mod agent;
 pub mod events;
+pub mod incidents;
 pub mod ingest;
+pub mod rules;
 pub mod trace;
+pub mod up;

@@ -1,0 +1,130 @@
+//! `causeway up`: one node — the eBPF agent, the graph and store, detection, and the HTTP API
+//! with the web UI, on the embedded store. Also `causeway server`: the same backend and API
+//! over an existing data directory, without the agent.
+
+use causeway_agent::{AgentConfig, Ready, Stats};
+use causeway_node::{Node, NodeConfig};
+use causeway_server::ServerConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Where a node keeps its store unless told otherwise.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/causeway";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Store directory (SQLite database, generated API token).
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// HTTP listen address. Loopback needs no token; any other address requires one.
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    listen: SocketAddr,
+    /// Rule files or directories (default: the shipped ruleset).
+    #[arg(long = "rules", value_name = "PATH")]
+    rules: Vec<PathBuf>,
+    /// API bearer token (default: generated into the data directory when needed).
+    #[arg(long, env = "CAUSEWAY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Require the token on loopback too.
+    #[arg(long)]
+    require_token: bool,
+    /// Extra sensitive paths for the agent (reads reported).
+    #[arg(long = "sensitive", value_name = "PATH")]
+    sensitive: Vec<String>,
+}
+
+fn server_config(a: &Args) -> ServerConfig {
+    let mut cfg = ServerConfig::new(a.listen);
+    cfg.token = a.token.clone();
+    cfg.data_dir = Some(a.data_dir.clone());
+    cfg.require_token_on_loopback = a.require_token;
+    cfg
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Resolves when `stop` is raised (by SIGINT/SIGTERM through signal-hook).
+async fn until(stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let stop = super::agent::stop_flag()?;
+    let node = Arc::new(Node::open(&NodeConfig {
+        data_dir: args.data_dir.clone(),
+        rules: args.rules.clone(),
+    })?);
+    let stats = Arc::new(Stats::default());
+
+    // The agent runs on its own thread (it owns the probes) and hands events to the node.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let agent = {
+        let (node, stats, stop) = (Arc::clone(&node), Arc::clone(&stats), Arc::clone(&stop));
+        let mut cfg = AgentConfig::default();
+        cfg.sensitive.extend(args.sensitive.iter().cloned());
+        std::thread::Builder::new()
+            .name("causeway-agent".into())
+            .spawn(move || {
+                let mut sink = |e| node.submit(e);
+                let tx = ready_tx.clone();
+                let mut ready = move |r: Ready| {
+                    tracing::info!("agent running; enforcement by {}", r.enforcement.name());
+                    let _ = tx.send(Ok(()));
+                };
+                if let Err(e) = causeway_agent::run(&cfg, &stop, &stats, &mut sink, &mut ready) {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                }
+            })?
+    };
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => anyhow::bail!("the agent could not start: {e}"),
+        Err(_) => anyhow::bail!("the agent thread ended before it was ready"),
+    }
+    eprintln!(
+        "causeway: agent running, store at {}",
+        args.data_dir.display()
+    );
+    let backend = Arc::new(node.backend(Some(Arc::clone(&stats))));
+    let served = runtime()?.block_on(causeway_server::serve_with_shutdown(
+        server_config(&args),
+        backend,
+        until(Arc::clone(&stop)),
+    ));
+    stop.store(true, Ordering::Relaxed);
+    let _ = agent.join();
+    if let Ok(node) = Arc::try_unwrap(node) {
+        node.shutdown();
+    }
+    eprintln!("{}", serde_json::to_string(&stats.snapshot())?);
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `causeway server`: the API over a data directory, no agent.
+pub fn run_server(args: Args) -> anyhow::Result<ExitCode> {
+    let stop = super::agent::stop_flag()?;
+    let node = Node::open(&NodeConfig {
+        data_dir: args.data_dir.clone(),
+        rules: args.rules.clone(),
+    })?;
+    let backend = Arc::new(node.backend(None));
+    let served = runtime()?.block_on(causeway_server::serve_with_shutdown(
+        server_config(&args),
+        backend,
+        until(stop),
+    ));
+    node.shutdown();
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
