@@ -9,3 +9,4 @@ cargo test --workspace --locked -- --test-threads=2
 if [ -f ui/package.json ]; then
   (cd ui && npm test)
 fi
+scripts/fuzz-api.sh
