@@ -16,41 +16,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define EPERM 1
 
-const volatile __u32 agent_tgid = 0;
-
-/* Shared with the core object (the loader reuses its file descriptors). */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 * 1024 * 1024);
-} events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct cw_counters);
-} counters SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, struct cw_scope);
-} scope_by_cgroup SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, struct cw_scope);
-} scope_by_tgid SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct cw_allow_key);
-	__type(value, __u8);
-} allowed_exec SEC(".maps");
+#include "cw_shared_maps.h"
 
 /* The denial record: a cw_exec whose data[] holds only the filename. */
 struct lsm_denial {

@@ -9,7 +9,7 @@ fn main() {
     for f in [
         "causeway.bpf.c",
         "causeway_lsm.bpf.c",
-        "include/causeway_events.h",
+        "include",
         "vmlinux.h",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(f).display());
