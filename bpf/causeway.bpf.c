@@ -95,6 +95,16 @@ static __always_inline void enforce_exec(struct cw_exec *rec)
 {
 	__u32 tgid = rec->hdr.task.pid;
 	struct cw_scope *sc = bpf_map_lookup_elem(&scope_by_tgid, &tgid);
+	if (!sc && tgid != agent_tgid && tgid != 1) {
+		/* The root of a workload selected by its executable enters its policy here. */
+		struct cw_file_key fk = { .ino = rec->exe_ino, .dev = rec->exe_dev };
+		struct cw_scope *root = bpf_map_lookup_elem(&scope_by_exe, &fk);
+		if (root) {
+			struct cw_scope copy = *root;
+			bpf_map_update_elem(&scope_by_tgid, &tgid, &copy, BPF_ANY);
+			sc = bpf_map_lookup_elem(&scope_by_tgid, &tgid);
+		}
+	}
 	if (!sc) {
 		__u64 cg = rec->hdr.task.cgroup_id;
 		sc = bpf_map_lookup_elem(&scope_by_cgroup, &cg);

@@ -44,4 +44,13 @@ struct {
 	__type(value, __u8);
 } allowed_exec SEC(".maps");
 
+/* Executables that put the process running them under a policy: a workload selected by the
+ * executable its root runs is scoped in the kernel at that exec, before any child exists. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct cw_file_key);
+	__type(value, struct cw_scope);
+} scope_by_exe SEC(".maps");
+
 #endif

@@ -11,6 +11,7 @@
 pub mod cgroups;
 pub mod container;
 pub mod convert;
+pub mod enforce;
 pub mod host;
 pub mod procfs;
 pub mod sensitive;

@@ -179,3 +179,44 @@ fn enforce_kills_before_first_instruction_and_audit_only_reports() {
         .expect("audit decision is an event");
     assert_eq!((a.policy_id, a.action.as_str()), (8, "audited"));
 }
+
+#[test]
+fn workload_selected_by_its_root_executable_is_enforced_from_its_first_exec() {
+    if !bpf_available("workload_selected_by_its_root_executable_is_enforced_from_its_first_exec") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The workload's root is its own executable (a copy of sh: its own inode).
+    let root = dir.path().join("svc-root");
+    std::fs::copy("/bin/sh", &root).unwrap();
+    let agent = start();
+    let applied = causeway_agent::enforce::apply(
+        &agent.policy,
+        &causeway_agent::enforce::ExecPolicy {
+            id: 9,
+            mode: Mode::Enforce,
+            root_executables: vec![root.to_string_lossy().into_owned()],
+            cgroups: vec![],
+            allowed: vec!["/bin/true".into(), "/nonexistent/*/tool".into()],
+        },
+    )
+    .unwrap();
+    assert_eq!(applied.roots, 1);
+    assert_eq!(applied.unresolved, vec!["/nonexistent/*/tool".to_string()]);
+    // No sleep, no race: the scope is taken in the kernel at the root's own exec.
+    let marker = dir.path().join("marker");
+    let st = std::process::Command::new(&root)
+        .arg("-c")
+        .arg(format!("/bin/true && touch {}; exit 0", marker.display()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let events = agent.finish();
+    assert!(!marker.exists(), "touch ran under the policy");
+    let killed = events
+        .iter()
+        .filter(|e| e.kind == Kind::ProcessExec)
+        .filter_map(|e| e.enforcement.as_ref().map(|x| (e.process.argv.first().cloned(), x.action.clone(), x.policy_id)))
+        .collect::<Vec<_>>();
+    assert_eq!(killed, vec![(Some("touch".to_string()), "killed".to_string(), 9)], "{killed:?}");
+}

@@ -267,6 +267,7 @@ impl Probes {
             by_cgroup: h(&self.skel.maps.scope_by_cgroup, "scope_by_cgroup")?,
             by_tgid: h(&self.skel.maps.scope_by_tgid, "scope_by_tgid")?,
             allowed: h(&self.skel.maps.allowed_exec, "allowed_exec")?,
+            by_exe: h(&self.skel.maps.scope_by_exe, "scope_by_exe")?,
         })
     }
 
@@ -359,6 +360,7 @@ pub struct PolicyMaps {
     by_cgroup: libbpf_rs::MapHandle,
     by_tgid: libbpf_rs::MapHandle,
     allowed: libbpf_rs::MapHandle,
+    by_exe: libbpf_rs::MapHandle,
 }
 
 fn scope_bytes(policy_id: u32, mode: Mode) -> [u8; 8] {
@@ -419,6 +421,17 @@ impl PolicyMaps {
             .map_err(Self::err("scope_by_tgid"))
     }
 
+    /// Put every process that executes this file (kernel dev_t, inode), and all it forks
+    /// afterwards, under a policy: the workload is selected by the executable its root runs.
+    pub fn scope_executable(&self, dev: u32, ino: u64, policy_id: u32, mode: Mode) -> Result<(), ProbeError> {
+        let mut k = [0u8; 16];
+        k[..8].copy_from_slice(&ino.to_ne_bytes());
+        k[8..12].copy_from_slice(&dev.to_ne_bytes());
+        self.by_exe
+            .update(&k, &scope_bytes(policy_id, mode), MapFlags::ANY)
+            .map_err(Self::err("scope_by_exe"))
+    }
+
     /// Allow an executable (kernel dev_t, inode) under a policy.
     pub fn allow(&self, policy_id: u32, dev: u32, ino: u64) -> Result<(), ProbeError> {
         self.allowed
@@ -464,6 +477,7 @@ fn load_lsm(
         core.maps.scope_by_tgid.as_fd(),
     )?;
     reuse(&mut open.maps.allowed_exec, core.maps.allowed_exec.as_fd())?;
+    reuse(&mut open.maps.scope_by_exe, core.maps.scope_by_exe.as_fd())?;
     take_log();
     let skel = open.load().map_err(|e| {
         let log = verifier_summary(&take_log());
