@@ -216,7 +216,19 @@ fn workload_selected_by_its_root_executable_is_enforced_from_its_first_exec() {
     let killed = events
         .iter()
         .filter(|e| e.kind == Kind::ProcessExec)
-        .filter_map(|e| e.enforcement.as_ref().map(|x| (e.process.argv.first().cloned(), x.action.clone(), x.policy_id)))
+        .filter_map(|e| {
+            e.enforcement.as_ref().map(|x| {
+                (
+                    e.process.argv.first().cloned(),
+                    x.action.clone(),
+                    x.policy_id,
+                )
+            })
+        })
         .collect::<Vec<_>>();
-    assert_eq!(killed, vec![(Some("touch".to_string()), "killed".to_string(), 9)], "{killed:?}");
+    assert_eq!(
+        killed,
+        vec![(Some("touch".to_string()), "killed".to_string(), 9)],
+        "{killed:?}"
+    );
 }

@@ -122,10 +122,20 @@ fn stop_agent(mut a: AgentRun) -> Result<AgentResult> {
     })
 }
 
-/// Events in the output whose process is `pid` (or whose parent is, for `by_parent`) and of `kind`.
-fn count_events(out: &Path, kind: &str, pid: u32, by_parent: bool) -> Result<u64> {
+/// Which events of a kind belong to the workload.
+#[derive(Clone, Copy)]
+enum Own {
+    /// Caused by the bench process itself.
+    Pid,
+    /// Of processes the bench process started.
+    Parent,
+    /// Of processes whose whole argv is `[/bin/true]` (the enforced storm runs in a shell).
+    TrueAlone,
+}
+
+/// Events of `kind` in the output that belong to the workload.
+fn count_events(out: &Path, kind: &str, pid: u32, own: Own) -> Result<u64> {
     let f = std::io::BufReader::new(std::fs::File::open(out)?);
-    let key = if by_parent { "ppid" } else { "pid" };
     let mut n = 0;
     for line in f.lines() {
         let line = line?;
@@ -133,7 +143,12 @@ fn count_events(out: &Path, kind: &str, pid: u32, by_parent: bool) -> Result<u64
             continue;
         }
         let v: serde_json::Value = serde_json::from_str(&line)?;
-        if v["kind"] == kind && v["process"][key] == pid {
+        let mine = match own {
+            Own::Pid => v["process"]["pid"] == pid,
+            Own::Parent => v["process"]["ppid"] == pid,
+            Own::TrueAlone => v["process"]["argv"] == serde_json::json!(["/bin/true"]),
+        };
+        if v["kind"] == kind && mine {
             n += 1;
         }
     }
@@ -215,8 +230,10 @@ fn median(v: &mut [f64]) -> f64 {
 
 struct Workload<'a> {
     name: &'a str,
+    /// Extra `causeway agent` arguments for the B runs.
+    agent_args: Vec<String>,
     kind: &'a str,
-    by_parent: bool,
+    own: Own,
     ops: usize,
     run: Box<dyn Fn() -> Result<()> + 'a>,
 }
@@ -232,12 +249,13 @@ fn bench(args: &Args, w: &Workload<'_>) -> Result<serde_json::Value> {
         (w.run)()?;
         let a = t.elapsed().as_secs_f64();
         let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir())?;
-        let agent = start_agent(&args.causeway, dir.path(), &[])?;
+        let extra: Vec<&str> = w.agent_args.iter().map(String::as_str).collect();
+        let agent = start_agent(&args.causeway, dir.path(), &extra)?;
         let t = Instant::now();
         (w.run)()?;
         let b = t.elapsed().as_secs_f64();
         let r = stop_agent(agent)?;
-        let seen = count_events(&r.out, w.kind, me, w.by_parent)?;
+        let seen = count_events(&r.out, w.kind, me, w.own)?;
         completeness.push(seen as f64 / w.ops as f64);
         cpu += r.user_s;
         sys += r.sys_s;
@@ -275,7 +293,7 @@ fn overload(args: &Args) -> Result<serde_json::Value> {
     open_storm(n, work.path(), 4)?;
     let secs = t.elapsed().as_secs_f64();
     let r = stop_agent(agent)?;
-    let seen = count_events(&r.out, "file.open", std::process::id(), false)?;
+    let seen = count_events(&r.out, "file.open", std::process::id(), Own::Pid)?;
     let lost_open = r.counters["lost"]["ringbuf_full:file.open"]
         .as_u64()
         .unwrap_or(0);
@@ -309,8 +327,9 @@ fn main() -> Result<()> {
             &args,
             &Workload {
                 name: "exec-storm",
+                agent_args: vec![],
                 kind: "process.exec",
-                by_parent: true,
+                own: Own::Parent,
                 ops: n,
                 run: Box::new(move || exec_storm(n)),
             },
@@ -322,8 +341,9 @@ fn main() -> Result<()> {
             &args,
             &Workload {
                 name: "connect-accept-storm",
+                agent_args: vec![],
                 kind: "net.connect",
-                by_parent: false,
+                own: Own::Pid,
                 ops: n,
                 run: Box::new(move || connect_storm(n)),
             },
@@ -336,10 +356,56 @@ fn main() -> Result<()> {
             &args,
             &Workload {
                 name: "open-write-storm",
+                agent_args: vec![],
                 kind: "file.open",
-                by_parent: false,
+                own: Own::Pid,
                 ops: n,
                 run: Box::new(move || open_storm(n, &p, 2)),
+            },
+        )?);
+    }
+    if want("enforce") {
+        // The exec storm run by a workload root under an enforced policy of 1,000 allowed
+        // executables (/bin/true and 999 others), against the same storm with no agent.
+        let root = wp.join("workload-root");
+        std::fs::copy("/bin/sh", &root)?;
+        let mut agent_args = vec![
+            "--enforce-root".to_string(),
+            root.to_string_lossy().into_owned(),
+        ];
+        let mut allowed = vec!["/bin/true".to_string()];
+        if let Ok(rd) = std::fs::read_dir("/usr/bin") {
+            for e in rd.flatten().take(2000) {
+                if allowed.len() >= 1000 {
+                    break;
+                }
+                let p = e.path();
+                if p.is_file() && !p.ends_with("true") {
+                    allowed.push(p.to_string_lossy().into_owned());
+                }
+            }
+        }
+        for a in &allowed {
+            agent_args.push("--allow".into());
+            agent_args.push(a.clone());
+        }
+        let n = args.execs;
+        let r = root.clone();
+        all.push(bench(
+            &args,
+            &Workload {
+                name: "exec-storm-enforced-1000-allowed",
+                agent_args,
+                kind: "process.exec",
+                own: Own::TrueAlone,
+                ops: n,
+                run: Box::new(move || {
+                    let script =
+                        format!("i=0; while [ $i -lt {n} ]; do /bin/true; i=$((i+1)); done");
+                    let st = Command::new(&r).arg("-c").arg(script).status()?;
+                    anyhow::ensure!(st.success(), "the enforced storm failed: {st}");
+                    Ok(())
+                }),
             },
         )?);
     }

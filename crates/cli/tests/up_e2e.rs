@@ -10,7 +10,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{bpf_available, marker};
 
+/// One `causeway up` at a time: each runs a full agent and detection, and two at once on a
+/// 2-core machine only make each other slow.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Up {
+    _serial: std::sync::MutexGuard<'static, ()>,
     child: Child,
     base: String,
     _dir: tempfile::TempDir,
@@ -50,6 +55,7 @@ fn get(base: &str, path: &str) -> Value {
 }
 
 fn start_up() -> Up {
+    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_causeway"))
@@ -61,6 +67,7 @@ fn start_up() -> Up {
         .expect("spawn causeway up");
     let base = format!("http://127.0.0.1:{port}");
     let up = Up {
+        _serial: serial,
         child,
         base,
         _dir: dir,
@@ -99,7 +106,7 @@ fn wait_for<T>(what: &str, secs: u64, f: impl FnMut() -> Option<T>) -> T {
 }
 
 fn exec_of(up: &Up, m: &str) -> Value {
-    wait_for(&format!("exec {m}"), 20, || {
+    wait_for(&format!("exec {m}"), 60, || {
         let evs = get(
             &up.base,
             &format!("/api/v1/events?kind=process.exec&q={m}&limit=50"),
@@ -165,7 +172,7 @@ fn attack_chain_raises_an_incident_and_benign_work_does_not() {
     let root = exec_of(&up, &attack);
     let root_pid = root["process"]["pid"].as_u64().expect("pid");
 
-    let incident = try_wait(20, || {
+    let incident = try_wait(60, || {
         let list = get(&up.base, "/api/v1/incidents?limit=100");
         list["items"]
             .as_array()?
@@ -303,7 +310,7 @@ fn backward_trace_crosses_trees_through_a_flow_and_a_dropped_file() {
         .as_str()
         .expect("id")
         .to_string();
-    let trace = wait_for("backward trace across the flow", 30, || {
+    let trace = wait_for("backward trace across the flow", 60, || {
         let t = get(
             &up.base,
             &format!("/api/v1/processes/{third_id}/trace?direction=backward&depth=12"),

@@ -26,6 +26,16 @@ pub struct Args {
     /// Ring buffer size in KiB (rounded up to a power of two, at least one page).
     #[arg(long, default_value_t = 16384)]
     ringbuf_kib: u32,
+    /// Put every process running this executable, and its descendants, under an executable
+    /// allow-list (see --allow); repeatable.
+    #[arg(long = "enforce-root", value_name = "PATH")]
+    enforce_root: Vec<String>,
+    /// An executable the --enforce-root workload may run (`*` matches one path component).
+    #[arg(long = "allow", value_name = "PATTERN")]
+    allow: Vec<String>,
+    /// Only report execs outside the allow-list (default: kill them before they run).
+    #[arg(long)]
+    audit: bool,
     /// Write a line to this file once the probes are attached (for scripts and tests).
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
@@ -86,7 +96,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let stats = Stats::default();
     let ready_file = args.ready_file;
-    let mut ready = |_: causeway_agent::Ready| {
+    let policy = (!args.enforce_root.is_empty()).then(|| causeway_agent::enforce::ExecPolicy {
+        id: 1,
+        mode: if args.audit {
+            causeway_agent::Mode::Audit
+        } else {
+            causeway_agent::Mode::Enforce
+        },
+        root_executables: args.enforce_root.clone(),
+        cgroups: Vec::new(),
+        allowed: args.allow.clone(),
+    });
+    let policy_error = std::cell::RefCell::new(None::<String>);
+    let mut ready = |r: causeway_agent::Ready| {
+        if let (Some(p), Some(maps)) = (&policy, &r.policy) {
+            match causeway_agent::enforce::apply(maps, p) {
+                Ok(a) => tracing::info!(
+                    "exec policy loaded: {} roots, {} allowed files, unresolved {:?}; denied execs stopped by {}",
+                    a.roots,
+                    a.allowed_files,
+                    a.unresolved,
+                    r.enforcement.name()
+                ),
+                Err(e) => {
+                    // Fail closed: an enforcement that was asked for and is not in force must
+                    // not look like it is.
+                    *policy_error.borrow_mut() = Some(e.to_string());
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
         tracing::info!("probes attached; capturing");
         if let Some(p) = &ready_file {
             let _ = std::fs::write(p, format!("{}\n", std::process::id()));
@@ -94,6 +133,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     causeway_agent::run(&cfg, &stop, &stats, &mut sink, &mut ready)?;
     sink.flush();
+    if let Some(e) = policy_error.into_inner() {
+        anyhow::bail!("the exec policy could not be loaded: {e}");
+    }
     let snap = stats.snapshot();
     eprintln!("{}", serde_json::to_string(&snap)?);
     Ok(ExitCode::SUCCESS)
