@@ -329,29 +329,32 @@ impl Backend for NodeBackend {
 
     fn health(&self) -> Result<Health, BackendError> {
         let core = self.core();
+        // Losses inside the node (store errors); the whole picture adds the agent's own.
         let mut lost = core.counters.lost.clone();
-        let qf = self.queue_full.load(Ordering::Relaxed);
-        if qf > 0 {
-            lost.insert("queue_full".into(), qf);
-        }
         let mut agents = Vec::new();
-        if let Some(a) = &self.agent {
-            let s = a.snapshot();
-            let host = causeway_agent::host::HostInfo::detect();
-            let mut agent_lost = s.lost.clone();
-            for (k, v) in &lost {
-                agent_lost.insert(k.clone(), *v);
+        match &self.agent {
+            Some(a) => {
+                // The agent counts events the node's queue refused as `sink_full`: the same
+                // events must not be counted again under the node's `queue_full`.
+                let s = a.snapshot();
+                let host = causeway_agent::host::HostInfo::detect();
+                for (k, v) in &s.lost {
+                    *lost.entry(k.clone()).or_default() += v;
+                }
+                agents.push(AgentHealth {
+                    host: host.host.name,
+                    host_id: host.host.id,
+                    state: s.state.clone(),
+                    last_event: core.counters.last_event,
+                    events_seen: s.seen_total,
+                    events_lost: s.lost,
+                });
             }
-            agents.push(AgentHealth {
-                host: host.host.name,
-                host_id: host.host.id,
-                state: s.state.clone(),
-                last_event: core.counters.last_event,
-                events_seen: s.seen_total,
-                events_lost: agent_lost,
-            });
-            for (k, v) in s.lost {
-                lost.insert(k, v);
+            None => {
+                let qf = self.queue_full.load(Ordering::Relaxed);
+                if qf > 0 {
+                    lost.insert("queue_full".into(), qf);
+                }
             }
         }
         let incidents = core

@@ -156,6 +156,8 @@ pub struct Node {
     core: Arc<Mutex<Core>>,
     tx: crossbeam_channel::Sender<Event>,
     queue_full: Arc<std::sync::atomic::AtomicU64>,
+    /// Events handed to the ingest thread, so `sync` can wait for exactly these.
+    accepted: std::sync::atomic::AtomicU64,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     started: Instant,
@@ -203,6 +205,7 @@ impl Node {
             core,
             tx,
             queue_full: Arc::default(),
+            accepted: Default::default(),
             stop,
             thread: Some(thread),
             started: Instant::now(),
@@ -212,7 +215,10 @@ impl Node {
     /// Hand an event to the ingest thread; `false` (and counted) when the queue is full.
     pub fn submit(&self, ev: Event) -> bool {
         match self.tx.try_send(ev) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.accepted.fetch_add(1, Ordering::Relaxed);
+                true
+            }
             Err(_) => {
                 self.queue_full.fetch_add(1, Ordering::Relaxed);
                 false
@@ -222,7 +228,9 @@ impl Node {
 
     /// Hand an event over, waiting for room (for replays, where nothing may be dropped).
     pub fn submit_blocking(&self, ev: Event) {
-        let _ = self.tx.send(ev);
+        if self.tx.send(ev).is_ok() {
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The shared state (for the CLI's read-only commands).
@@ -242,7 +250,12 @@ impl Node {
 
     /// Wait until everything submitted so far is ingested and committed.
     pub fn sync(&self) {
-        while !self.tx.is_empty() {
+        // The queue being empty is not enough: the ingest thread may hold a batch it took.
+        let want = self.accepted.load(Ordering::Relaxed);
+        while self.core().counters.events < want {
+            if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
         self.core().commit(true);

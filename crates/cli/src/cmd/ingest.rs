@@ -6,9 +6,9 @@
 //! reported as `file:line: reason`, counted, and skipped.
 
 use anyhow::Context;
-use causeway_graph::GraphConfig;
 use causeway_model::Event;
-use causeway_store::{Pipeline, SqliteOptions, SqliteStore, Store};
+use causeway_node::{Node, NodeConfig};
+use causeway_store::Store;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +28,9 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Rule files or directories for detection (default: the shipped ruleset).
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
 }
 
 /// One input: its reader, the next parsed event, and where we are.
@@ -96,9 +99,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             done: false,
         });
     }
-    let store = SqliteStore::open(&args.data_dir, &SqliteOptions::default())
-        .with_context(|| format!("opening store in {}", args.data_dir.display()))?;
-    let mut pipe = Pipeline::open(store, GraphConfig::default()).context("rebuilding the graph")?;
+    // Through the same node as live events: graph, store *and* detection, so a replay raises
+    // the incidents the live run would have.
+    let node = Node::open(&NodeConfig {
+        data_dir: args.data_dir.clone(),
+        rules: args.rules.clone(),
+    })
+    .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
     let mut bad = 0u64;
     for i in &mut inputs {
         i.advance(&mut bad)?;
@@ -115,13 +122,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let Some(ev) = inputs[k].next.take() else {
             break;
         };
-        pipe.ingest(ev).context("storing events")?;
+        node.submit_blocking(ev);
         events += 1;
         inputs[k].advance(&mut bad)?;
     }
-    pipe.flush().context("storing events")?;
-    let stats = pipe.store().stats().context("reading store stats")?;
-    let graph = pipe.graph().stats();
+    node.sync();
+    let (stats, graph, lost) = {
+        let core = node.core();
+        let stats = core
+            .pipeline
+            .store()
+            .stats()
+            .context("reading store stats")?;
+        (stats, core.pipeline.graph().stats(), core.pipeline.lost())
+    };
+    node.shutdown();
+    if lost > 0 {
+        anyhow::bail!("{lost} events could not be stored (see the log)");
+    }
     if bad > MAX_REPORTED {
         eprintln!("... {} more bad lines not shown", bad - MAX_REPORTED);
     }
@@ -133,11 +151,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{summary}");
     } else {
         eprintln!(
-            "ingested {events} events from {} file(s), {bad} bad line(s); store: {} events in {} rows, {} bytes; graph: {} nodes, {} edges",
+            "ingested {events} events from {} file(s), {bad} bad line(s); store: {} events in {} rows, {} bytes, {} incidents; graph: {} nodes, {} edges",
             inputs.len(),
             stats.events,
             stats.rows,
             stats.bytes,
+            stats.incidents,
             graph.nodes,
             graph.runs
         );
