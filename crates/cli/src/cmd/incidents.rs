@@ -6,6 +6,7 @@ use causeway_server::types::{IncidentDetail, Trace};
 use causeway_server::{Backend, IncidentQuery};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use super::trace::safe;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -59,9 +60,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         i.id,
                         i.score,
                         i.severity.as_str(),
-                        i.title,
+                        safe(&i.title),
                         i.techniques.join(","),
-                        i.root_process.exe,
+                        safe(&i.root_process.exe),
                         i.root_process.pid,
                         i.last_seen.to_rfc3339()
                     );
@@ -90,6 +91,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
+/// Everything printed here may hold workload text (titles name executables, objects are
+/// paths and command lines): it goes through `safe`, so the terminal shows it, never obeys it.
 fn print_detail(d: &IncidentDetail) {
     let s = &d.summary;
     println!(
@@ -97,12 +100,12 @@ fn print_detail(d: &IncidentDetail) {
         s.id,
         s.score,
         s.severity.as_str(),
-        s.title
+        safe(&s.title)
     );
     println!("techniques: {}", s.techniques.join(", "));
     println!(
         "hosts: {}   first {}   last {}",
-        s.hosts.join(", "),
+        safe(&s.hosts.join(", ")),
         s.first_seen.to_rfc3339(),
         s.last_seen.to_rfc3339()
     );
@@ -114,9 +117,7 @@ fn print_detail(d: &IncidentDetail) {
             f.severity.as_str(),
             f.rule_id,
             f.techniques.join(","),
-            f.pid,
-            f.exe,
-            f.object
+            f.pid, safe(&f.exe), safe(&f.object)
         );
     }
     println!("trace:");
@@ -156,7 +157,7 @@ pub fn print_tree(t: &Trace) {
             format!("-{via}-> ")
         };
         // Workload text: one line per node, control characters shown, not obeyed.
-        let text: String = l.chars().take(160).flat_map(char::escape_default).collect();
+        let text = safe(&l.chars().take(160).collect::<String>());
         println!("{}{via}{text}{mark}", "  ".repeat(depth + 1));
         if !seen.insert(id) || depth > 40 {
             return;
