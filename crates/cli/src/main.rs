@@ -32,6 +32,10 @@ enum Command {
     Server(cmd::up::Args),
     /// Detection rules: validate files, test them against recorded events.
     Rules(cmd::rules::Args),
+    /// Workload policies: learn, validate, diff (dry run), merge.
+    Policy(cmd::policy::Args),
+    /// Generate a detection rule from a past incident, for review (never applied).
+    Rule(cmd::rule::Args),
     /// Incidents raised, or one incident with its causal trace.
     Incidents(cmd::incidents::Args),
     /// Walk the causal graph backward (what caused it) or forward (what it caused) from a process.
@@ -56,6 +60,8 @@ fn main() -> ExitCode {
         Command::Server(a) => cmd::up::run_server(a),
         Command::Incidents(a) => cmd::incidents::run(a),
         Command::Rules(a) => cmd::rules::run(a),
+        Command::Policy(a) => cmd::policy::run(a),
+        Command::Rule(a) => cmd::rule::run(a),
     };
     match result {
         Ok(code) => code,

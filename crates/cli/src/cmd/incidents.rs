@@ -1,12 +1,12 @@
 //! `causeway incidents [--json]` and `causeway incidents show ID [--json]`: the incidents a
 //! node raised, and one incident's causal trace as a tree.
 
+use super::trace::safe;
 use causeway_node::{Node, NodeConfig};
 use causeway_server::types::{IncidentDetail, Trace};
 use causeway_server::{Backend, IncidentQuery};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use super::trace::safe;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -117,7 +117,9 @@ fn print_detail(d: &IncidentDetail) {
             f.severity.as_str(),
             f.rule_id,
             f.techniques.join(","),
-            f.pid, safe(&f.exe), safe(&f.object)
+            f.pid,
+            safe(&f.exe),
+            safe(&f.object)
         );
     }
     println!("trace:");

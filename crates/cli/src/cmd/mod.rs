@@ -4,6 +4,8 @@ pub mod agent;
 pub mod events;
 pub mod incidents;
 pub mod ingest;
+pub mod policy;
+pub mod rule;
 pub mod rules;
 pub mod trace;
 pub mod up;

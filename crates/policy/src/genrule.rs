@@ -1,0 +1,273 @@
+//! Rules from past incidents: the incident's causal pattern, generalised, as one rule in the
+//! rules crate's YAML format, for review.
+//!
+//! For each flagged event of the incident we keep what makes the attack *this* attack and
+//! drop what changes between runs: the event kind, the executable's name (or, for an image in
+//! a world-writable directory, only that directory: droppers are renamed), the parent's name
+//! and one more ancestor (the chain shape), the port (remote for connects, local for
+//! listen/accept), the writable directory of a touched file (or the exact path elsewhere),
+//! and fixed attack idioms found in the command line (`/dev/tcp/`, `pty.spawn`, ...). Pids,
+//! ids, addresses, times and arbitrary argv are never part of the rule. The condition is the
+//! disjunction of those clauses, so the rule fires on a re-run of any step.
+
+use crate::track::basename;
+use crate::write::scalar;
+use causeway_model::{Event, Kind};
+use causeway_rules::{Lineage, MemoryLineage};
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenRuleError {
+    #[error("not an incident document: {0}")]
+    Incident(String),
+    #[error("none of the incident's flagged events is in the stored events")]
+    NoEvents,
+}
+
+const WRITABLE: [&str; 6] = [
+    "/tmp/",
+    "/dev/shm/",
+    "/var/tmp/",
+    "/run/shm/",
+    "/run/user/",
+    "/dev/mqueue/",
+];
+
+/// Fixed strings attackers' command lines carry and ordinary ones rarely do.
+const IDIOMS: [&str; 14] = [
+    "/dev/tcp/",
+    "/dev/udp/",
+    "pty.spawn",
+    "socket.socket",
+    "fsockopen",
+    "TCPSocket",
+    "IO::Socket",
+    "base64 -d",
+    "| sh",
+    "| bash",
+    "stratum+tcp://",
+    "nc -e",
+    "mkfifo",
+    "dup2",
+];
+
+const TACTICS: [&str; 14] = [
+    "reconnaissance",
+    "resource-development",
+    "initial-access",
+    "execution",
+    "persistence",
+    "privilege-escalation",
+    "defense-evasion",
+    "credential-access",
+    "discovery",
+    "lateral-movement",
+    "collection",
+    "command-and-control",
+    "exfiltration",
+    "impact",
+];
+
+/// Generate the rules YAML for an incident document (`Incident` JSON as stored) given the
+/// stored events (at least those of the incident's processes and their ancestors).
+pub fn rule_from_incident(
+    incident: &serde_json::Value,
+    events: &[Event],
+) -> Result<String, GenRuleError> {
+    let bad = |m: &str| GenRuleError::Incident(m.to_string());
+    let id = incident["id"].as_str().ok_or_else(|| bad("no `id`"))?;
+    let flags = incident["flags"]
+        .as_array()
+        .ok_or_else(|| bad("no `flags`"))?;
+    let mut sorted: Vec<&Event> = events.iter().collect();
+    sorted.sort_by_key(|e| e.time);
+    let mut lineage = MemoryLineage::new();
+    for e in &sorted {
+        lineage.observe(e);
+    }
+    let mut clauses: BTreeSet<String> = BTreeSet::new();
+    let mut kinds: BTreeSet<Kind> = BTreeSet::new();
+    let mut chains: BTreeSet<String> = BTreeSet::new();
+    for f in flags {
+        let Some(pid) = f["process_id"].as_str() else {
+            continue;
+        };
+        let time = f["time"].as_str();
+        // The flagged event: same process and time; else the process's exec.
+        let ev = sorted
+            .iter()
+            .find(|e| e.process.id == pid && Some(e.time.to_rfc3339().as_str()) == time)
+            .or_else(|| {
+                sorted
+                    .iter()
+                    .find(|e| e.process.id == pid && e.kind == Kind::ProcessExec)
+            });
+        let Some(ev) = ev else { continue };
+        let anc = lineage.ancestors(pid, 2);
+        let (clause, chain) = clause_of(ev, &anc);
+        kinds.insert(ev.kind);
+        clauses.insert(clause);
+        chains.insert(chain);
+    }
+    if clauses.is_empty() {
+        return Err(GenRuleError::NoEvents);
+    }
+    let condition = clauses
+        .iter()
+        .map(|c| format!("({c})"))
+        .collect::<Vec<_>>()
+        .join(" || ");
+    let rule_id = format!("CW-GEN-{:08x}", fnv(&condition) as u32);
+    let title = incident["title"].as_str().unwrap_or("incident");
+    let severity = incident["severity"]
+        .as_str()
+        .filter(|s| ["info", "low", "medium", "high", "critical"].contains(s))
+        .unwrap_or("high");
+    let techniques: Vec<String> = incident["techniques"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str())
+                .filter(|t| is_technique(t))
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let tactic = incident["tactics"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str())
+                .find(|t| TACTICS.contains(t))
+        })
+        .unwrap_or("execution");
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "# Generated by `causeway rule from-incident` from incident {} for review.",
+        safe_comment(id)
+    );
+    o.push_str("# Not applied: read it, test it (`causeway rules test`), then add it to a rules directory.\n");
+    o.push_str("rules:\n");
+    let _ = writeln!(o, "  - id: {rule_id}");
+    let _ = writeln!(o, "    title: {}", scalar(&format!("Re-run of: {title}")));
+    let desc = format!(
+        "Generated from incident {id}. Matches the same causal pattern again: {}.",
+        chains.into_iter().collect::<Vec<_>>().join("; ")
+    );
+    let _ = writeln!(o, "    description: {}", scalar(&desc));
+    let _ = writeln!(o, "    kinds: [{}]", kinds.join(", "));
+    // One clause per line (a folded block joins them with spaces) when the text allows it;
+    // a literal with anything unprintable falls back to one escaped, quoted line.
+    let printable = |c: &String| {
+        !c.chars()
+            .any(|x| x.is_control() || matches!(x, '\u{2028}' | '\u{2029}' | '\u{feff}'))
+    };
+    if clauses.iter().all(printable) {
+        o.push_str("    condition: >-\n");
+        for (i, c) in clauses.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "|| " };
+            let _ = writeln!(o, "      {sep}({c})");
+        }
+    } else {
+        let _ = writeln!(o, "    condition: {}", scalar(&condition));
+    }
+    let _ = writeln!(o, "    severity: {severity}");
+    let techs: Vec<String> = techniques.iter().map(|t| scalar(t)).collect();
+    let _ = writeln!(o, "    techniques: [{}]", techs.join(", "));
+    let _ = writeln!(o, "    tactic: {tactic}");
+    o.push_str("    tags: [generated]\n");
+    Ok(o)
+}
+
+/// One event's clause, and a readable chain for the description.
+fn clause_of(e: &Event, anc: &[causeway_model::Process]) -> (String, String) {
+    let mut parts = vec![format!("event.kind == {}", lit(e.kind.as_str()))];
+    let exe = &e.process.exe;
+    let name = basename(exe);
+    match WRITABLE.iter().find(|d| exe.starts_with(*d)) {
+        Some(d) => parts.push(format!("event.process.exe.startsWith({})", lit(d))),
+        None => parts.push(format!("event.process.name == {}", lit(name))),
+    }
+    let mut chain = vec![name.to_string()];
+    if let Some(p) = anc.first() {
+        let pn = basename(&p.exe);
+        parts.push(format!("parent != null && parent.name == {}", lit(pn)));
+        // An ancestor's attack idioms tie the step to the attack (an `id` run by *the*
+        // reverse shell, not by any nested shell).
+        for i in idioms(&p.argv) {
+            parts.push(format!("parent.cmdline.contains({})", lit(i)));
+        }
+        chain.push(pn.to_string());
+    }
+    if let Some(g) = anc.get(1) {
+        let gn = basename(&g.exe);
+        let extra: String = idioms(&g.argv)
+            .map(|i| format!(" && a.cmdline.contains({})", lit(i)))
+            .collect();
+        parts.push(format!("ancestors.exists(a, a.name == {}{extra})", lit(gn)));
+        chain.push(gn.to_string());
+    }
+    if let Some(n) = &e.network {
+        let port = match e.kind {
+            Kind::NetConnect => Some(("remote", n.remote.port)),
+            Kind::NetAccept | Kind::NetListen => Some(("local", n.local.port)),
+            _ => None,
+        };
+        if let Some((side, port)) = port {
+            parts.push(format!("event.network.{side}.port == {port}"));
+        }
+    }
+    if let Some(f) = &e.file {
+        match WRITABLE.iter().find(|d| f.path.starts_with(*d)) {
+            Some(d) => parts.push(format!("event.file.path.startsWith({})", lit(d))),
+            None => parts.push(format!("event.file.path == {}", lit(&f.path))),
+        }
+    }
+    for i in idioms(&e.process.argv) {
+        parts.push(format!("event.process.cmdline.contains({})", lit(i)));
+    }
+    chain.reverse();
+    (
+        parts.join(" && "),
+        format!("{} {}", chain.join(" -> "), e.kind),
+    )
+}
+
+/// The attack idioms in a command line (argv joined by spaces, as CEL's `cmdline` is).
+fn idioms(argv: &[String]) -> impl Iterator<Item = &'static str> {
+    let cmdline = argv.join(" ");
+    IDIOMS.into_iter().filter(move |i| cmdline.contains(i))
+}
+
+/// A CEL string literal: JSON escaping is valid CEL escaping for double-quoted strings.
+fn lit(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+fn safe_comment(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+fn is_technique(t: &str) -> bool {
+    let b = t.as_bytes();
+    let digits = |x: &[u8]| x.iter().all(u8::is_ascii_digit);
+    match b {
+        [b'T', rest @ ..] if rest.len() == 4 => digits(rest),
+        [b'T', rest @ ..] if rest.len() == 8 && rest[4] == b'.' => {
+            digits(&rest[..4]) && digits(&rest[5..])
+        }
+        _ => false,
+    }
+}
+
+/// FNV-1a: a stable hash for the rule id (std's hasher is randomised per process).
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
