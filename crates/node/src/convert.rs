@@ -46,9 +46,14 @@ pub fn flag(f: &IncidentFlag, i: &Incident, rules: &Ruleset) -> Flag {
     let proc = i.processes.iter().find(|p| p.id == f.process_id);
     Flag {
         rule_id: f.rule_id.clone(),
-        title: rule
-            .map(|r| r.title.clone())
-            .unwrap_or_else(|| f.rule_id.clone()),
+        // Flags without a rule (policy deviations) carry their title in the message.
+        title: rule.map(|r| r.title.clone()).unwrap_or_else(|| {
+            f.message
+                .split(':')
+                .next()
+                .unwrap_or(&f.rule_id)
+                .to_string()
+        }),
         severity: severity(f.severity),
         techniques: f.techniques.clone(),
         tactic: f.tactic.clone(),

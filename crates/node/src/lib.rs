@@ -42,6 +42,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Rule files or directories; empty means the shipped ruleset built into the binary.
     pub rules: Vec<PathBuf>,
+    /// Names of the workload policies in force, by their kernel id.
+    pub policies: BTreeMap<u32, String>,
 }
 
 /// Load rules from paths, or the shipped set. Any error in any file loads nothing.
@@ -82,6 +84,7 @@ pub struct NodeCounters {
 /// Everything the node knows, behind one lock.
 pub struct Core {
     pub pipeline: Pipeline<SqliteStore>,
+    pub policies: BTreeMap<u32, String>,
     pub ruleset: Ruleset,
     pub engine: IncidentEngine,
     pub lineage: MemoryLineage,
@@ -99,11 +102,21 @@ impl std::fmt::Debug for Core {
 
 impl Core {
     /// Graph, store, detection for one event.
-    pub fn ingest(&mut self, ev: Event) {
+    pub fn ingest(&mut self, mut ev: Event) {
         self.counters.events += 1;
         self.counters.last_event = Some(ev.time);
         self.lineage.observe(&ev);
-        let flags = self.ruleset.evaluate(&ev, &self.lineage);
+        let mut flags = self.ruleset.evaluate(&ev, &self.lineage);
+        // A policy deviation the kernel acted on (or audited) is a flag like any detection,
+        // so it joins the incident of its causal chain.
+        if let Some(enf) = ev.enforcement.as_mut() {
+            if let Some(name) = self.policies.get(&enf.policy_id) {
+                enf.policy = name.clone();
+            }
+        }
+        if let Some(enf) = &ev.enforcement {
+            flags.push(policy_flag(&ev, enf));
+        }
         self.engine.observe(&ev, &self.lineage);
         if !flags.is_empty() {
             self.counters.flags += flags.len() as u64;
@@ -151,6 +164,53 @@ impl Core {
     }
 }
 
+/// The flag of an exec outside a workload policy.
+fn policy_flag(ev: &Event, enf: &causeway_model::Enforcement) -> causeway_rules::Flag {
+    let name = if enf.policy.is_empty() {
+        format!("#{}", enf.policy_id)
+    } else {
+        enf.policy.clone()
+    };
+    let severity = if enf.action == "audited" {
+        causeway_rules::Severity::Medium
+    } else {
+        causeway_rules::Severity::High
+    };
+    let exe = ev
+        .exec
+        .as_ref()
+        .map(|x| x.filename.clone())
+        .unwrap_or_else(|| ev.process.exe.clone());
+    // Messages read `title: details`, as the rules engine writes them (incident titles use
+    // the part before the colon).
+    let title = format!("Executable outside workload policy {name}");
+    causeway_rules::Flag {
+        rule_id: "CW-POLICY-EXEC".to_string(),
+        message: format!(
+            "{title}: {exe} {} by {}",
+            enf.action,
+            enf.mechanism,
+            exe = exe
+        ),
+        title,
+        severity,
+        techniques: Vec::new(),
+        tactic: "execution".to_string(),
+        time: ev.time,
+        kind: ev.kind,
+        host: if ev.host.name.is_empty() {
+            ev.host.id.clone()
+        } else {
+            ev.host.name.clone()
+        },
+        process_id: ev.process.id.clone(),
+        pid: ev.process.pid,
+        exe: ev.process.exe.clone(),
+        object: exe,
+        suppressed_by: None,
+    }
+}
+
 /// A running node: the ingest thread and the shared state.
 pub struct Node {
     core: Arc<Mutex<Core>>,
@@ -184,6 +244,7 @@ impl Node {
         // engine starts afresh for new activity.
         let core = Core {
             pipeline,
+            policies: cfg.policies.clone(),
             ruleset,
             engine: IncidentEngine::new(IncidentConfig::default()),
             lineage: MemoryLineage::new(),

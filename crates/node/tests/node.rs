@@ -25,6 +25,7 @@ fn replayed_attack_raises_a_persistent_incident_with_its_trace() {
     let cfg = NodeConfig {
         data_dir: dir.path().to_path_buf(),
         rules: Vec::new(),
+        ..Default::default()
     };
     let events = fixture("reverse_shell.jsonl");
     let n = events.len();
@@ -69,7 +70,8 @@ fn replayed_attack_raises_a_persistent_incident_with_its_trace() {
         "oldest first"
     );
     let t = backend
-        .trace(flagged[0].data["id"].as_str().unwrap_or_default(),
+        .trace(
+            flagged[0].data["id"].as_str().unwrap_or_default(),
             Direction::Backward,
             8,
         )
@@ -99,6 +101,7 @@ fn benign_replay_raises_nothing() {
     let node = Node::open(&NodeConfig {
         data_dir: dir.path().to_path_buf(),
         rules: Vec::new(),
+        ..Default::default()
     })
     .expect("open");
     for e in fixture("benign.jsonl") {
@@ -128,6 +131,7 @@ fn a_bad_rule_file_is_refused_with_its_position() {
     let err = Node::open(&NodeConfig {
         data_dir: dir.path().join("data"),
         rules: vec![rules],
+        ..Default::default()
     })
     .expect_err("refused")
     .to_string();

@@ -423,7 +423,13 @@ impl PolicyMaps {
 
     /// Put every process that executes this file (kernel dev_t, inode), and all it forks
     /// afterwards, under a policy: the workload is selected by the executable its root runs.
-    pub fn scope_executable(&self, dev: u32, ino: u64, policy_id: u32, mode: Mode) -> Result<(), ProbeError> {
+    pub fn scope_executable(
+        &self,
+        dev: u32,
+        ino: u64,
+        policy_id: u32,
+        mode: Mode,
+    ) -> Result<(), ProbeError> {
         let mut k = [0u8; 16];
         k[..8].copy_from_slice(&ino.to_ne_bytes());
         k[8..12].copy_from_slice(&dev.to_ne_bytes());

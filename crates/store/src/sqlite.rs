@@ -13,7 +13,7 @@
 
 use crate::*;
 use causeway_model::{
-    Bpf, Cred, Exec, Exit, File, Host, Memfd, Module, Mount, Network, Process, Target,
+    Bpf, Cred, Enforcement, Exec, Exit, File, Host, Memfd, Module, Mount, Network, Process, Target,
 };
 use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use rustc_hash::FxHashMap;
@@ -84,6 +84,8 @@ struct DetailRef<'a> {
     bpf: Option<&'a Bpf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     memfd: Option<&'a Memfd>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enforcement: Option<&'a Enforcement>,
 }
 
 /// The kind-specific part of an event, owned for reading.
@@ -99,6 +101,7 @@ struct Detail {
     module: Option<Module>,
     bpf: Option<Bpf>,
     memfd: Option<Memfd>,
+    enforcement: Option<Enforcement>,
 }
 
 fn detail_ref(e: &Event) -> DetailRef<'_> {
@@ -113,6 +116,7 @@ fn detail_ref(e: &Event) -> DetailRef<'_> {
         module: e.module.as_ref(),
         bpf: e.bpf.as_ref(),
         memfd: e.memfd.as_ref(),
+        enforcement: e.enforcement.as_ref(),
     }
 }
 
@@ -492,6 +496,7 @@ impl SqliteStore {
             e.module = d.module;
             e.bpf = d.bpf;
             e.memfd = d.memfd;
+            e.enforcement = d.enforcement;
         }
         e
     }

@@ -39,6 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let node = Node::open(&NodeConfig {
         data_dir: args.data_dir.clone(),
         rules: Vec::new(),
+        ..Default::default()
     })?;
     let backend = node.backend(None);
     let code = match &args.show {

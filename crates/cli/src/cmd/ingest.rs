@@ -104,6 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let node = Node::open(&NodeConfig {
         data_dir: args.data_dir.clone(),
         rules: args.rules.clone(),
+        ..Default::default()
     })
     .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
     let mut bad = 0u64;

@@ -2,6 +2,7 @@
 //! with the web UI, on the embedded store. Also `causeway server`: the same backend and API
 //! over an existing data directory, without the agent.
 
+use causeway_agent::enforce::ExecPolicy;
 use causeway_agent::{AgentConfig, Ready, Stats};
 use causeway_node::{Node, NodeConfig};
 use causeway_server::ServerConfig;
@@ -31,6 +32,9 @@ pub struct Args {
     /// Require the token on loopback too.
     #[arg(long)]
     require_token: bool,
+    /// Workload policy files to put in force (see docs/policy.md); any error loads none.
+    #[arg(long = "policy", value_name = "FILE")]
+    policies: Vec<PathBuf>,
     /// Extra sensitive paths for the agent (reads reported).
     #[arg(long = "sensitive", value_name = "PATH")]
     sensitive: Vec<String>,
@@ -58,11 +62,74 @@ async fn until(stop: Arc<AtomicBool>) {
     }
 }
 
+/// The kernel's view of policy files: what selects the workload, what it may execute.
+fn exec_policies(files: &[PathBuf]) -> anyhow::Result<Vec<(String, ExecPolicy)>> {
+    let mut out = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let p = causeway_policy::load(f).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mode = match p.mode {
+            causeway_policy::Mode::Audit => causeway_agent::Mode::Audit,
+            causeway_policy::Mode::Enforce => causeway_agent::Mode::Enforce,
+        };
+        let mut ep = ExecPolicy {
+            id: i as u32 + 1,
+            mode,
+            root_executables: Vec::new(),
+            cgroups: Vec::new(),
+            allowed: p.allowed_executables(),
+        };
+        match p.selector() {
+            causeway_policy::Selector::Exe(e) => ep.root_executables.push(e.clone()),
+            causeway_policy::Selector::Service(name) => {
+                let unit = if name.ends_with(".service") {
+                    name.clone()
+                } else {
+                    format!("{name}.service")
+                };
+                ep.cgroups.push(cgroup_id(|n| n == unit).ok_or_else(|| {
+                    anyhow::anyhow!("{}: no cgroup for service {unit}", f.display())
+                })?);
+            }
+            causeway_policy::Selector::Container(id) => {
+                ep.cgroups
+                    .push(cgroup_id(|n| n.contains(id.as_str())).ok_or_else(|| {
+                        anyhow::anyhow!("{}: no running container {id}", f.display())
+                    })?);
+            }
+        }
+        out.push((p.name.clone(), ep));
+    }
+    Ok(out)
+}
+
+/// The cgroup v2 id (directory inode) of the first cgroup whose name matches.
+fn cgroup_id(matches: impl Fn(&str) -> bool) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let cgroups = causeway_agent::cgroups::Cgroups::new();
+    let mut stack = vec![(cgroups.root()?.to_path_buf(), 0)];
+    while let Some((dir, depth)) = stack.pop() {
+        for e in std::fs::read_dir(&dir).ok()?.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if matches(&e.file_name().to_string_lossy()) {
+                return e.metadata().ok().map(|m| m.ino());
+            }
+            if depth < 8 {
+                stack.push((e.path(), depth + 1));
+            }
+        }
+    }
+    None
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stop = super::agent::stop_flag()?;
+    let policies = exec_policies(&args.policies)?;
     let node = Arc::new(Node::open(&NodeConfig {
         data_dir: args.data_dir.clone(),
         rules: args.rules.clone(),
+        policies: policies.iter().map(|(n, p)| (p.id, n.clone())).collect(),
     })?);
     let stats = Arc::new(Stats::default());
 
@@ -77,7 +144,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .spawn(move || {
                 let mut sink = |e| node.submit(e);
                 let tx = ready_tx.clone();
+                let stop2 = Arc::clone(&stop);
                 let mut ready = move |r: Ready| {
+                    // Fail closed: a policy asked for and not in force must stop `up`.
+                    for (name, p) in &policies {
+                        let res = match &r.policy {
+                            Some(maps) => causeway_agent::enforce::apply(maps, p)
+                                .map_err(|e| e.to_string()),
+                            None => Err("the kernel's enforcement maps are unavailable".into()),
+                        };
+                        match res {
+                            Ok(a) => tracing::info!(
+                                "policy {name}: {:?} mode, {} allowed files, unresolved {:?}, by {}",
+                                p.mode,
+                                a.allowed_files,
+                                a.unresolved,
+                                r.enforcement.name()
+                            ),
+                            Err(e) => {
+                                let _ = tx.send(Err(format!("policy {name}: {e}")));
+                                stop2.store(true, Ordering::Relaxed);
+                                return;
+                            }
+                        }
+                    }
                     tracing::info!("agent running; enforcement by {}", r.enforcement.name());
                     let _ = tx.send(Ok(()));
                 };
@@ -117,6 +207,7 @@ pub fn run_server(args: Args) -> anyhow::Result<ExitCode> {
     let node = Node::open(&NodeConfig {
         data_dir: args.data_dir.clone(),
         rules: args.rules.clone(),
+        ..Default::default()
     })?;
     let backend = Arc::new(node.backend(None));
     let served = runtime()?.block_on(causeway_server::serve_with_shutdown(

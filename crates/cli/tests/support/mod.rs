@@ -4,6 +4,8 @@
 //! CI (`CI=true`), where they must run: there a missing capability is a failure.
 #![allow(dead_code)]
 
+pub mod up;
+
 use causeway_model::Event;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
