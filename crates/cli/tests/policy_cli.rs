@@ -114,3 +114,43 @@ fn validate_reports_file_line_col_and_exits_1() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.yaml:6:9: mode must be"), "{err}");
 }
+
+#[test]
+fn apply_stores_only_valid_policies_and_list_shows_them() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let good = work.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "apiVersion: causeway/v1\nkind: Policy\nmetadata:\n  name: web\nspec:\n  selector:\n    exe: /usr/sbin/nginx\n  mode: enforce\n  processPolicy:\n    - id: nginx\n      name: nginx\n      exe: [/usr/sbin/nginx]\n",
+    )
+    .unwrap();
+    let bad = work.path().join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: causeway/v1\nkind: Policy\nmetadata:\n  name: broken\nspec:\n  mode: sometimes\n").unwrap();
+
+    let out = run(&["policy", "apply", bad.to_str().unwrap(), "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.yaml:"),
+        "{out:?}"
+    );
+    assert!(
+        !data.path().join("policies").exists(),
+        "nothing stored from a bad file"
+    );
+
+    ok(&run(&[
+        "policy",
+        "apply",
+        good.to_str().unwrap(),
+        "--data-dir",
+        d,
+    ]));
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["policy", "list", "--data-dir", d, "--json"]))).unwrap();
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{list}");
+    assert_eq!(rows[0]["name"], "web");
+    assert_eq!(rows[0]["mode"], "enforce");
+}

@@ -1,6 +1,7 @@
-//! `causeway policy learn|validate|diff|merge`: workload policies as code (see
-//! `docs/policy.md`). Learning, diffing and merging read the stored events; nothing here
-//! applies a policy: enforcement takes a validated file elsewhere.
+//! `causeway policy learn|validate|diff|merge|apply|list`: workload policies as code (see
+//! `docs/policy.md`). Learning, diffing and merging read the stored events. `apply` stores a
+//! validated policy in the data directory, where `causeway up` puts every stored policy in
+//! force at start; nothing is applied half-validated.
 
 use anyhow::Context;
 use causeway_model::timefmt::Timestamp;
@@ -38,6 +39,20 @@ enum Cmd {
         since: Option<String>,
         #[arg(long)]
         until: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a policy and store it in the data directory: `causeway up` on that directory
+    /// puts it in force at start (restart a running one).
+    Apply {
+        file: PathBuf,
+        #[arg(long, default_value = super::up::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
+    /// The policies stored in the data directory, with their mode.
+    List {
+        #[arg(long, default_value = super::up::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -81,6 +96,56 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.cmd {
         Cmd::Learn(a) => learn(a),
         Cmd::Validate { files, json } => validate(&files, json),
+        Cmd::Apply { file, data_dir } => {
+            let Some(policy) = load_or_report(&file) else {
+                return Ok(ExitCode::from(1));
+            };
+            let dest = stored_policy_path(&data_dir, &policy.name)?;
+            let dir = data_dir.join(POLICY_DIR);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            // Write then rename: a crash never leaves a half-written policy to be loaded.
+            let tmp = dest.with_extension("yaml.tmp");
+            std::fs::copy(&file, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &dest).with_context(|| format!("writing {}", dest.display()))?;
+            eprintln!(
+                "causeway: policy {} ({} mode) stored as {}; `causeway up --data-dir {}` puts it in force",
+                safe(&policy.name),
+                policy.mode.as_str(),
+                dest.display(),
+                data_dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::List { data_dir, json } => {
+            let mut rows = Vec::new();
+            for f in stored_policies(&data_dir)? {
+                match causeway_policy::load(&f) {
+                    Ok(p) => rows.push(serde_json::json!({
+                        "name": p.name, "mode": p.mode.as_str(), "file": f,
+                        "selector": p.selector(), "processes": p.nodes().len(), "valid": true,
+                    })),
+                    Err(e) => rows.push(serde_json::json!({
+                        "file": f, "valid": false,
+                        "errors": e.errors.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+                    })),
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if rows.is_empty() {
+                println!("no policies in {}", data_dir.display());
+            } else {
+                for r in &rows {
+                    println!(
+                        "{:<24} {:<8} {}",
+                        safe(r["name"].as_str().unwrap_or("(invalid)")),
+                        r["mode"].as_str().unwrap_or("-"),
+                        r["file"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Diff {
             data_dir,
             file,
@@ -236,15 +301,41 @@ pub(crate) fn read_events(data_dir: &Path) -> anyhow::Result<Vec<Event>> {
     Ok(out)
 }
 
-/// Workload text for a terminal: control characters shown escaped, never obeyed.
-pub(crate) fn safe(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+/// Workload text for a terminal: one escaping for every subcommand (control and
+/// bidirectional-override characters shown escaped, never obeyed).
+pub(crate) use super::trace::safe;
+
+/// Where `policy apply` stores policies inside a data directory.
+pub const POLICY_DIR: &str = "policies";
+
+/// The stored file of a policy name; names are workload-chosen text, so only a plain,
+/// bounded file name is accepted.
+fn stored_policy_path(data_dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    anyhow::ensure!(
+        ok,
+        "policy name {:?} is not usable as a file name (letters, digits, - _ .)",
+        safe(name)
+    );
+    Ok(data_dir.join(POLICY_DIR).join(format!("{name}.yaml")))
+}
+
+/// Policy files stored in a data directory, sorted.
+pub fn stored_policies(data_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = data_dir.join(POLICY_DIR);
+    let mut out: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    out.sort();
+    Ok(out)
 }

@@ -32,7 +32,8 @@ pub struct Args {
     /// Require the token on loopback too.
     #[arg(long)]
     require_token: bool,
-    /// Workload policy files to put in force (see docs/policy.md); any error loads none.
+    /// Workload policy files to put in force, besides those stored in the data directory by
+    /// `causeway policy apply` (see docs/policy.md); any error in any of them loads none.
     #[arg(long = "policy", value_name = "FILE")]
     policies: Vec<PathBuf>,
     /// Extra sensitive paths for the agent (reads reported).
@@ -125,7 +126,10 @@ fn cgroup_id(matches: impl Fn(&str) -> bool) -> Option<u64> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stop = super::agent::stop_flag()?;
-    let policies = exec_policies(&args.policies)?;
+    // Policies stored with `causeway policy apply`, then those named on the command line.
+    let mut files = super::policy::stored_policies(&args.data_dir)?;
+    files.extend(args.policies.iter().cloned());
+    let policies = exec_policies(&files)?;
     let node = Arc::new(Node::open(&NodeConfig {
         data_dir: args.data_dir.clone(),
         rules: args.rules.clone(),
