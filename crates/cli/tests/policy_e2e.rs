@@ -162,6 +162,31 @@ fn learn_diff_and_enforce_a_workload_policy() {
     let title = flag["title"].as_str().unwrap_or("");
     assert!(title.contains("outside workload policy svc"), "{flag}");
 
+    // A connection the policy does not allow is a live deviation too (checked in user space:
+    // the kernel enforces executables only).
+    assert!(run_service(&root, other_port, "", &marker("egress")).success());
+    let dev = try_wait(60, || {
+        let list = get(&up.base, "/api/v1/incidents?limit=100");
+        list["items"].as_array()?.iter().find_map(|i| {
+            let d = get(
+                &up.base,
+                &format!("/api/v1/incidents/{}", i["id"].as_str()?),
+            );
+            d["flags"]
+                .as_array()?
+                .iter()
+                .find(|f| f["rule_id"] == "CW-POLICY-DEVIATION")
+                .cloned()
+        })
+    })
+    .expect("the new connection is a flag of an incident");
+    assert!(
+        dev["object"]
+            .as_str()
+            .is_some_and(|o| o.contains(&other_port.to_string())),
+        "{dev}"
+    );
+
     // The exec event itself carries the decision (stored once the graph's reorder window has
     // passed it).
     let killed = try_wait(60, || {

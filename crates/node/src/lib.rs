@@ -42,8 +42,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Rule files or directories; empty means the shipped ruleset built into the binary.
     pub rules: Vec<PathBuf>,
-    /// Names of the workload policies in force, by their kernel id.
-    pub policies: BTreeMap<u32, String>,
+    /// The workload policies in force, by their kernel id.
+    pub policies: BTreeMap<u32, causeway_policy::Policy>,
 }
 
 /// Load rules from paths, or the shipped set. Any error in any file loads nothing.
@@ -84,7 +84,10 @@ pub struct NodeCounters {
 /// Everything the node knows, behind one lock.
 pub struct Core {
     pub pipeline: Pipeline<SqliteStore>,
+    /// Policy names by kernel id, and a live checker per policy for what the kernel does not
+    /// check (users, listening ports, ingress and egress).
     pub policies: BTreeMap<u32, String>,
+    checkers: Vec<(String, causeway_policy::Walker)>,
     pub ruleset: Ruleset,
     pub engine: IncidentEngine,
     pub lineage: MemoryLineage,
@@ -116,6 +119,17 @@ impl Core {
         }
         if let Some(enf) = &ev.enforcement {
             flags.push(policy_flag(&ev, enf));
+        }
+        for (name, w) in &mut self.checkers {
+            let before = w.deviations.len();
+            w.step(&ev, true);
+            // Executables are the kernel's job (flagged above, from its decision).
+            for d in w.deviations[before..]
+                .iter()
+                .filter(|d| d.kind != causeway_policy::DeviationKind::Process)
+            {
+                flags.push(deviation_flag(&ev, name, d));
+            }
         }
         self.engine.observe(&ev, &self.lineage);
         if !flags.is_empty() {
@@ -211,6 +225,35 @@ fn policy_flag(ev: &Event, enf: &causeway_model::Enforcement) -> causeway_rules:
     }
 }
 
+/// The flag of a connection, listening port or user outside a workload policy.
+fn deviation_flag(
+    ev: &Event,
+    policy: &str,
+    d: &causeway_policy::Deviation,
+) -> causeway_rules::Flag {
+    let title = format!("Activity outside workload policy {policy}");
+    causeway_rules::Flag {
+        rule_id: "CW-POLICY-DEVIATION".to_string(),
+        message: format!("{title}: {}", d.message),
+        title,
+        severity: causeway_rules::Severity::Medium,
+        techniques: Vec::new(),
+        tactic: "execution".to_string(),
+        time: ev.time,
+        kind: ev.kind,
+        host: if ev.host.name.is_empty() {
+            ev.host.id.clone()
+        } else {
+            ev.host.name.clone()
+        },
+        process_id: d.process_id.clone(),
+        pid: d.pid,
+        exe: d.exe.clone(),
+        object: d.key.clone(),
+        suppressed_by: None,
+    }
+}
+
 /// A running node: the ingest thread and the shared state.
 pub struct Node {
     core: Arc<Mutex<Core>>,
@@ -244,7 +287,21 @@ impl Node {
         // engine starts afresh for new activity.
         let core = Core {
             pipeline,
-            policies: cfg.policies.clone(),
+            policies: cfg
+                .policies
+                .iter()
+                .map(|(id, p)| (*id, p.name.clone()))
+                .collect(),
+            checkers: cfg
+                .policies
+                .values()
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        causeway_policy::Walker::new(p.clone(), true),
+                    )
+                })
+                .collect(),
             ruleset,
             engine: IncidentEngine::new(IncidentConfig::default()),
             lineage: MemoryLineage::new(),

@@ -84,8 +84,9 @@ struct Origin {
     pid: u32,
 }
 
-/// Grows `policy` from events; with `record`, every growth is a deviation.
-pub(crate) struct Walker {
+/// Grows `policy` from events; with `record`, every growth is a deviation. Fed one event at
+/// a time it is also the live checker: each deviation is reported once, at its first event.
+pub struct Walker {
     pub policy: Policy,
     record: bool,
     tracker: Tracker,
@@ -131,7 +132,8 @@ impl Walker {
         }
     }
 
-    fn step(&mut self, e: &Event, in_window: bool) {
+    /// Take one event (in time order); new deviations are appended to `deviations`.
+    pub fn step(&mut self, e: &Event, in_window: bool) {
         let Some((i, created)) = self.tracker.step(e, &self.policy.selector) else {
             return;
         };

@@ -46,7 +46,7 @@ pub mod track;
 pub mod write;
 
 pub use causeway_rules::{FileError, LoadError};
-pub use diff::{diff, merge, Change, Deviation, DeviationKind};
+pub use diff::{diff, merge, Change, Deviation, DeviationKind, Walker};
 pub use genrule::{rule_from_incident, GenRuleError};
 pub use learn::{learn, Selection};
 pub use load::{load, load_str, validate};

@@ -64,7 +64,7 @@ async fn until(stop: Arc<AtomicBool>) {
 }
 
 /// The kernel's view of policy files: what selects the workload, what it may execute.
-fn exec_policies(files: &[PathBuf]) -> anyhow::Result<Vec<(String, ExecPolicy)>> {
+fn exec_policies(files: &[PathBuf]) -> anyhow::Result<Vec<(causeway_policy::Policy, ExecPolicy)>> {
     let mut out = Vec::new();
     for (i, f) in files.iter().enumerate() {
         let p = causeway_policy::load(f).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -98,7 +98,7 @@ fn exec_policies(files: &[PathBuf]) -> anyhow::Result<Vec<(String, ExecPolicy)>>
                     })?);
             }
         }
-        out.push((p.name.clone(), ep));
+        out.push((p, ep));
     }
     Ok(out)
 }
@@ -133,7 +133,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let node = Arc::new(Node::open(&NodeConfig {
         data_dir: args.data_dir.clone(),
         rules: args.rules.clone(),
-        policies: policies.iter().map(|(n, p)| (p.id, n.clone())).collect(),
+        policies: policies
+            .iter()
+            .map(|(doc, p)| (p.id, doc.clone()))
+            .collect(),
     })?);
     let stats = Arc::new(Stats::default());
 
@@ -151,7 +154,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let stop2 = Arc::clone(&stop);
                 let mut ready = move |r: Ready| {
                     // Fail closed: a policy asked for and not in force must stop `up`.
-                    for (name, p) in &policies {
+                    for (doc, p) in &policies {
+                        let name = &doc.name;
                         let res = match &r.policy {
                             Some(maps) => causeway_agent::enforce::apply(maps, p)
                                 .map_err(|e| e.to_string()),
