@@ -10,7 +10,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use support::up::{free_port, get, start_up_with, try_wait};
+use support::up::{free_port, get, start_up_with, try_wait, Up};
 use support::{bpf_available, marker};
 
 fn causeway(args: &[&str]) -> String {
@@ -57,6 +57,24 @@ fn deviations(data: &Path, policy: &Path, since: &str) -> Vec<serde_json::Value>
     ]);
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     v["deviations"].as_array().cloned().unwrap_or_default()
+}
+
+/// The first flag of `rule` in any incident, waiting for it to appear.
+fn incident_flag(up: &Up, rule: &str) -> Option<serde_json::Value> {
+    try_wait(60, || {
+        let list = get(&up.base, "/api/v1/incidents?limit=100");
+        list["items"].as_array()?.iter().find_map(|i| {
+            let d = get(
+                &up.base,
+                &format!("/api/v1/incidents/{}", i["id"].as_str()?),
+            );
+            d["flags"]
+                .as_array()?
+                .iter()
+                .find(|f| f["rule_id"] == rule)
+                .cloned()
+        })
+    })
 }
 
 #[test]
@@ -138,21 +156,8 @@ fn learn_diff_and_enforce_a_workload_policy() {
 
     // The deviation is a flag of the incident of its causal chain (whose title may name a
     // more severe flag of the same chain).
-    let flag = try_wait(60, || {
-        let list = get(&up.base, "/api/v1/incidents?limit=100");
-        list["items"].as_array()?.iter().find_map(|i| {
-            let d = get(
-                &up.base,
-                &format!("/api/v1/incidents/{}", i["id"].as_str()?),
-            );
-            d["flags"]
-                .as_array()?
-                .iter()
-                .find(|f| f["rule_id"] == "CW-POLICY-EXEC")
-                .cloned()
-        })
-    })
-    .expect("the policy deviation is a flag of an incident");
+    let flag = incident_flag(&up, "CW-POLICY-EXEC")
+        .expect("the policy deviation is a flag of an incident");
     assert!(
         flag["object"]
             .as_str()
@@ -165,21 +170,8 @@ fn learn_diff_and_enforce_a_workload_policy() {
     // A connection the policy does not allow is a live deviation too (checked in user space:
     // the kernel enforces executables only).
     assert!(run_service(&root, other_port, "", &marker("egress")).success());
-    let dev = try_wait(60, || {
-        let list = get(&up.base, "/api/v1/incidents?limit=100");
-        list["items"].as_array()?.iter().find_map(|i| {
-            let d = get(
-                &up.base,
-                &format!("/api/v1/incidents/{}", i["id"].as_str()?),
-            );
-            d["flags"]
-                .as_array()?
-                .iter()
-                .find(|f| f["rule_id"] == "CW-POLICY-DEVIATION")
-                .cloned()
-        })
-    })
-    .expect("the new connection is a flag of an incident");
+    let dev = incident_flag(&up, "CW-POLICY-DEVIATION")
+        .expect("the new connection is a flag of an incident");
     assert!(
         dev["object"]
             .as_str()

@@ -52,22 +52,8 @@ const IDIOMS: [&str; 14] = [
     "dup2",
 ];
 
-const TACTICS: [&str; 14] = [
-    "reconnaissance",
-    "resource-development",
-    "initial-access",
-    "execution",
-    "persistence",
-    "privilege-escalation",
-    "defense-evasion",
-    "credential-access",
-    "discovery",
-    "lateral-movement",
-    "collection",
-    "command-and-control",
-    "exfiltration",
-    "impact",
-];
+/// The tactic spellings the rules crate accepts (one list, theirs).
+use causeway_rules::schema::TACTICS;
 
 /// Generate the rules YAML for an incident document (`Incident` JSON as stored) given the
 /// stored events (at least those of the incident's processes and their ancestors).
