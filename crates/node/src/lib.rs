@@ -178,6 +178,16 @@ impl Core {
     }
 }
 
+/// How a flag names its host: the name people know, the id when there is none (as the
+/// rules engine does).
+fn host_label(h: &causeway_model::Host) -> String {
+    if h.name.is_empty() {
+        h.id.clone()
+    } else {
+        h.name.clone()
+    }
+}
+
 /// The flag of an exec outside a workload policy.
 fn policy_flag(ev: &Event, enf: &causeway_model::Enforcement) -> causeway_rules::Flag {
     let name = if enf.policy.is_empty() {
@@ -212,11 +222,7 @@ fn policy_flag(ev: &Event, enf: &causeway_model::Enforcement) -> causeway_rules:
         tactic: "execution".to_string(),
         time: ev.time,
         kind: ev.kind,
-        host: if ev.host.name.is_empty() {
-            ev.host.id.clone()
-        } else {
-            ev.host.name.clone()
-        },
+        host: host_label(&ev.host),
         process_id: ev.process.id.clone(),
         pid: ev.process.pid,
         exe: ev.process.exe.clone(),
@@ -241,11 +247,7 @@ fn deviation_flag(
         tactic: "execution".to_string(),
         time: ev.time,
         kind: ev.kind,
-        host: if ev.host.name.is_empty() {
-            ev.host.id.clone()
-        } else {
-            ev.host.name.clone()
-        },
+        host: host_label(&ev.host),
         process_id: d.process_id.clone(),
         pid: d.pid,
         exe: d.exe.clone(),

@@ -153,12 +153,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             until,
             json,
         } => {
-            let Some(policy) = load_or_report(&file) else {
+            let Some((policy, devs)) = deviations_of(&file, &data_dir, since, until)? else {
                 return Ok(ExitCode::from(1));
             };
-            let (since, until) = (time_arg(since.as_deref())?, time_arg(until.as_deref())?);
-            let events = read_events(&data_dir)?;
-            let devs = causeway_policy::diff(&policy, &events, since, until);
             if json {
                 println!(
                     "{}",
@@ -178,12 +175,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             since,
             until,
         } => {
-            let Some(policy) = load_or_report(&file) else {
+            let Some((policy, devs)) = deviations_of(&file, &data_dir, since, until)? else {
                 return Ok(ExitCode::from(1));
             };
-            let (since, until) = (time_arg(since.as_deref())?, time_arg(until.as_deref())?);
-            let events = read_events(&data_dir)?;
-            let devs = causeway_policy::diff(&policy, &events, since, until);
             eprintln!("causeway: merged {} deviation(s)", devs.len());
             print!("{}", causeway_policy::merge(&policy, &devs).to_yaml());
             Ok(ExitCode::SUCCESS)
@@ -246,6 +240,23 @@ fn validate(files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A policy and its deviations over the stored events in a time window (diff and merge
+/// share this); `None` when the policy file has errors (already reported).
+fn deviations_of(
+    file: &Path,
+    data_dir: &Path,
+    since: Option<String>,
+    until: Option<String>,
+) -> anyhow::Result<Option<(Policy, Vec<Deviation>)>> {
+    let Some(policy) = load_or_report(file) else {
+        return Ok(None);
+    };
+    let (since, until) = (time_arg(since.as_deref())?, time_arg(until.as_deref())?);
+    let events = read_events(data_dir)?;
+    let devs = causeway_policy::diff(&policy, &events, since, until);
+    Ok(Some((policy, devs)))
 }
 
 /// Load a policy, printing its errors (file:line:col) when it has any.
