@@ -9,40 +9,46 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// What happened, as `family.verb`.
+///
+/// Each kind has one stable number, equal to the kernel header's `enum cw_kind`
+/// (`bpf/include/causeway_events.h`; the agent asserts the equality at compile time). That
+/// number is what the store writes to disk and what counters are indexed by: reordering the
+/// variants changes nothing, and a number is never reused for another kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[repr(u16)]
 pub enum Kind {
     #[serde(rename = "process.fork")]
-    ProcessFork,
+    ProcessFork = 1,
     #[serde(rename = "process.exec")]
-    ProcessExec,
+    ProcessExec = 2,
     #[serde(rename = "process.exit")]
-    ProcessExit,
+    ProcessExit = 3,
     #[serde(rename = "net.connect")]
-    NetConnect,
+    NetConnect = 4,
     #[serde(rename = "net.accept")]
-    NetAccept,
+    NetAccept = 5,
     #[serde(rename = "net.listen")]
-    NetListen,
+    NetListen = 6,
     #[serde(rename = "file.open")]
-    FileOpen,
+    FileOpen = 7,
     #[serde(rename = "file.rename")]
-    FileRename,
+    FileRename = 8,
     #[serde(rename = "file.unlink")]
-    FileUnlink,
+    FileUnlink = 9,
     #[serde(rename = "file.chmod")]
-    FileChmod,
+    FileChmod = 10,
     #[serde(rename = "cred.change")]
-    CredChange,
+    CredChange = 11,
     #[serde(rename = "process.ptrace")]
-    ProcessPtrace,
+    ProcessPtrace = 12,
     #[serde(rename = "fs.mount")]
-    FsMount,
+    FsMount = 13,
     #[serde(rename = "kernel.module_load")]
-    KernelModuleLoad,
+    KernelModuleLoad = 14,
     #[serde(rename = "kernel.bpf_load")]
-    KernelBpfLoad,
+    KernelBpfLoad = 15,
     #[serde(rename = "process.memfd_create")]
-    ProcessMemfdCreate,
+    ProcessMemfdCreate = 16,
 }
 
 impl Kind {
@@ -92,12 +98,45 @@ impl Kind {
     pub fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
+
+    /// The stable number (equal to the kernel's `enum cw_kind`).
+    pub const fn code(self) -> u16 {
+        self as u16
+    }
+
+    /// The kind with this stable number.
+    pub fn from_code(code: u16) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.code() == code)
+    }
+
+    /// Highest stable number in use (for tables indexed by [`Kind::code`]).
+    pub const MAX_CODE: u16 = Kind::ProcessMemfdCreate as u16;
+
+    /// Which lane the kind travels in under overload: high-volume file activity is bulk;
+    /// everything detection cannot afford to lose (lifecycle, network, credentials, ptrace,
+    /// kernel loads, mounts, memfds) is critical and has reserved capacity end to end.
+    pub const fn lane(self) -> Lane {
+        match self {
+            Kind::FileOpen | Kind::FileRename | Kind::FileUnlink | Kind::FileChmod => Lane::Bulk,
+            _ => Lane::Critical,
+        }
+    }
 }
 
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Priority class of an event on its way from the kernel to detection (see [`Kind::lane`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lane {
+    /// Never dropped to make room for bulk events.
+    Critical,
+    /// High-volume file activity: aggregated in the kernel, shed first under overload.
+    Bulk,
 }
 
 /// The host an event comes from.
@@ -446,6 +485,19 @@ mod tests {
         assert!(j.contains("\"container\":null"), "{j}");
         assert!(!j.contains("\"file\""), "{j}");
         assert_eq!(Event::from_json(&j).unwrap(), e);
+    }
+
+    #[test]
+    fn kind_codes_are_stable() {
+        // The on-disk and kernel numbering: never change an existing number.
+        assert_eq!(Kind::ProcessFork.code(), 1);
+        assert_eq!(Kind::FileOpen.code(), 7);
+        assert_eq!(Kind::ProcessMemfdCreate.code(), 16);
+        for k in Kind::ALL {
+            assert_eq!(Kind::from_code(k.code()), Some(k));
+        }
+        assert_eq!(Kind::from_code(0), None);
+        assert_eq!(Kind::from_code(Kind::MAX_CODE + 1), None);
     }
 
     #[test]
