@@ -7,6 +7,7 @@
 use crate::timefmt::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// What happened, as `family.verb`.
 ///
@@ -384,13 +385,25 @@ pub struct Enforcement {
     pub mechanism: String,
 }
 
+/// Identical occurrences folded into one event: the event stands for `count` occurrences
+/// from its `time` to `last_time` (the kernel aggregates repetitive file activity per
+/// process; the store folds repeats the graph proved interchangeable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repeat {
+    pub count: u64,
+    pub last_time: Timestamp,
+}
+
 /// One event: the contract's JSON object.
+///
+/// The process is shared (`Arc`): the agent's process table hands the same snapshot to
+/// every event of that process image, so argv and the rest are never copied per event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub time: Timestamp,
     pub kind: Kind,
     pub host: Host,
-    pub process: Process,
+    pub process: Arc<Process>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<Exec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -413,16 +426,19 @@ pub struct Event {
     pub memfd: Option<Memfd>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enforcement: Option<Enforcement>,
+    /// Set when this event stands for several identical occurrences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<Repeat>,
 }
 
 impl Event {
     /// A new event with only the common part filled.
-    pub fn new(time: Timestamp, kind: Kind, host: Host, process: Process) -> Self {
+    pub fn new(time: Timestamp, kind: Kind, host: Host, process: impl Into<Arc<Process>>) -> Self {
         Event {
             time,
             kind,
             host,
-            process,
+            process: process.into(),
             exec: None,
             exit: None,
             network: None,
@@ -434,7 +450,27 @@ impl Event {
             bpf: None,
             memfd: None,
             enforcement: None,
+            repeat: None,
         }
+    }
+
+    /// The lane this event travels in: by kind, except that a read of a sensitive file is
+    /// critical (credential access must never be shed with the bulk).
+    pub fn lane(&self) -> Lane {
+        match self.kind.lane() {
+            Lane::Bulk if self.file.as_ref().is_some_and(|f| f.sensitive) => Lane::Critical,
+            l => l,
+        }
+    }
+
+    /// Occurrences this event stands for (1 unless folded).
+    pub fn occurrences(&self) -> u64 {
+        self.repeat.map_or(1, |r| r.count.max(1))
+    }
+
+    /// The process, to change it (copies it only when another event shares it).
+    pub fn process_mut(&mut self) -> &mut Process {
+        Arc::make_mut(&mut self.process)
     }
 
     /// Parse one JSON line.

@@ -297,7 +297,7 @@ impl Backend for NodeBackend {
             .collect();
         Ok(Some(ProcessDetail {
             start_time: process.start_time,
-            process,
+            process: (*process).clone(),
             host,
             exit_time: exit.map(|e| e.time),
             exit: exit.and_then(|e| e.exit.clone()),

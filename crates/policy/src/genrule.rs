@@ -169,7 +169,7 @@ pub fn rule_from_incident(
 }
 
 /// One event's clause, and a readable chain for the description.
-fn clause_of(e: &Event, anc: &[causeway_model::Process]) -> (String, String) {
+fn clause_of(e: &Event, anc: &[std::sync::Arc<causeway_model::Process>]) -> (String, String) {
     let mut parts = vec![format!("event.kind == {}", lit(e.kind.as_str()))];
     let exe = &e.process.exe;
     let name = basename(exe);

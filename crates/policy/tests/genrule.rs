@@ -50,10 +50,10 @@ fn rerun(events: &[Event]) -> Vec<Event> {
         .map(|e| {
             let mut e = e.clone();
             e.time.0 += 3_600_000_000_000;
-            e.process.pid += 5000;
-            e.process.ppid += 5000;
-            e.process.id = fix(&e.process.id);
-            e.process.parent_id = fix(&e.process.parent_id);
+            e.process_mut().pid += 5000;
+            e.process_mut().ppid += 5000;
+            e.process_mut().id = fix(&e.process.id);
+            e.process_mut().parent_id = fix(&e.process.parent_id);
             if let Some(n) = e.network.as_mut() {
                 if e.kind == causeway_model::Kind::NetConnect {
                     n.local.port = n.local.port.wrapping_add(17);
@@ -133,7 +133,7 @@ fn the_same_commands_without_the_attack_do_not_fire() {
         .filter(|e| e.network.is_none())
         .map(|mut e| {
             if e.process.argv.iter().any(|a| a.contains("/dev/tcp/")) {
-                e.process.argv = vec!["bash".into(), "-c".into(), "id".into()];
+                e.process_mut().argv = vec!["bash".into(), "-c".into(), "id".into()];
             }
             e
         })

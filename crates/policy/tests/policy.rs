@@ -243,16 +243,16 @@ fn hostile_events_never_panic() {
     let mut extra = events.clone();
     for (i, e) in extra.iter_mut().enumerate() {
         match i % 5 {
-            0 => e.process.id.clear(),
-            1 => e.process.parent_id = e.process.id.clone(),
+            0 => e.process_mut().id.clear(),
+            1 => e.process_mut().parent_id = e.process.id.clone(),
             2 => {
                 if let Some(n) = e.network.as_mut() {
                     n.remote.ip = "not an ip\u{7}".into();
                     n.protocol = "TCP\n".into();
                 }
             }
-            3 => e.process.exe = "\u{0}/\\x41*\"".into(),
-            _ => e.process.parent_id = "p-missing".into(),
+            3 => e.process_mut().exe = "\u{0}/\\x41*\"".into(),
+            _ => e.process_mut().parent_id = "p-missing".into(),
         }
     }
     events.extend(extra);

@@ -21,7 +21,7 @@ use cel::{Context, Value};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// How many ancestors rules see (parent first).
 pub const MAX_ANCESTORS: usize = 32;
@@ -51,8 +51,8 @@ pub struct Flag {
 
 /// Context fetched from the lineage for one event (owned: the lineage hands out copies).
 struct Fetched {
-    ancestors: Vec<Process>,
-    peer: Option<Process>,
+    ancestors: Vec<Arc<Process>>,
+    peer: Option<Arc<Process>>,
     session: Option<Session>,
 }
 
@@ -126,8 +126,8 @@ impl<'a> Prepared<'a> {
     fn new(e: &'a Event, f: &'a Fetched) -> Self {
         Prepared {
             me: ProcCtx::new(&e.process),
-            anc: f.ancestors.iter().map(ProcCtx::new).collect(),
-            peer: f.peer.as_ref().map(ProcCtx::new),
+            anc: f.ancestors.iter().map(|p| ProcCtx::new(p)).collect(),
+            peer: f.peer.as_deref().map(ProcCtx::new),
         }
     }
 }

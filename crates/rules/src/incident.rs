@@ -32,6 +32,7 @@ use crate::values;
 use causeway_model::timefmt::Timestamp;
 use causeway_model::{Event, Kind, Process};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// Tuning of the incident engine.
 #[derive(Debug, Clone)]
@@ -237,8 +238,8 @@ impl IncidentEngine {
     }
 
     /// The trace key of a process: a flow link, else its session or service entry point.
-    fn root_of(&self, process: &Process, ancestors: &[Process]) -> (String, ProcessRef) {
-        for p in std::iter::once(process).chain(ancestors) {
+    fn root_of(&self, process: &Process, ancestors: &[Arc<Process>]) -> (String, ProcessRef) {
+        for p in std::iter::once(process).chain(ancestors.iter().map(|a| &**a)) {
             if let Some((key, _)) = self.links.get(&p.id) {
                 if let Some(t) = self.traces.get(key) {
                     return (key.clone(), t.root.clone());
@@ -248,7 +249,7 @@ impl IncidentEngine {
         let entry = if process.session.is_some() || process.tty.is_some() {
             let s = values::session(process, ancestors);
             std::iter::once(process)
-                .chain(ancestors)
+                .chain(ancestors.iter().map(|a| &**a))
                 .find(|p| p.id == s.entry_id)
                 .unwrap_or(process)
         } else {
@@ -256,6 +257,7 @@ impl IncidentEngine {
             ancestors
                 .iter()
                 .rev()
+                .map(|a| &**a)
                 .find(|p| p.pid > 2)
                 .unwrap_or(process)
         };
@@ -271,11 +273,13 @@ impl IncidentEngine {
     pub fn add_flags(&mut self, flags: &[Flag], lineage: &dyn Lineage) -> Vec<IncidentUpdate> {
         let mut touched: BTreeSet<String> = BTreeSet::new();
         for f in flags {
-            let process = lineage.process(&f.process_id).unwrap_or_else(|| Process {
-                id: f.process_id.clone(),
-                pid: f.pid,
-                exe: f.exe.clone(),
-                ..Default::default()
+            let process = lineage.process(&f.process_id).unwrap_or_else(|| {
+                Arc::new(Process {
+                    id: f.process_id.clone(),
+                    pid: f.pid,
+                    exe: f.exe.clone(),
+                    ..Default::default()
+                })
             });
             let ancestors = lineage.ancestors(&process.id, crate::eval::MAX_ANCESTORS);
             let (base, root) = self.root_of(&process, &ancestors);
@@ -440,11 +444,13 @@ impl IncidentEngine {
             }
         };
         for m in &t.processes {
-            let p = lineage.process(&m.id).unwrap_or_else(|| Process {
-                id: m.id.clone(),
-                pid: m.pid,
-                exe: m.exe.clone(),
-                ..Default::default()
+            let p = lineage.process(&m.id).unwrap_or_else(|| {
+                Arc::new(Process {
+                    id: m.id.clone(),
+                    pid: m.pid,
+                    exe: m.exe.clone(),
+                    ..Default::default()
+                })
             });
             add(&p, &mut nodes);
             let mut child = p.id.clone();

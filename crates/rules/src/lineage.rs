@@ -6,16 +6,17 @@
 
 use causeway_model::{Event, Kind, Process};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// Read access to process ancestry and network flows.
 pub trait Lineage {
     /// The process with this id as last known (after its latest exec).
-    fn process(&self, id: &str) -> Option<Process>;
+    fn process(&self, id: &str) -> Option<Arc<Process>>;
 
     /// Its ancestors, parent first, at most `max`. Empty when unknown.
-    fn ancestors(&self, id: &str, max: usize) -> Vec<Process> {
+    fn ancestors(&self, id: &str, max: usize) -> Vec<Arc<Process>> {
         let mut out = Vec::new();
-        let mut cur = self.process(id).map(|p| p.parent_id);
+        let mut cur = self.process(id).map(|p| p.parent_id.clone());
         while let Some(pid) = cur {
             if out.len() >= max || pid.is_empty() {
                 break;
@@ -32,7 +33,7 @@ pub trait Lineage {
     }
 
     /// The process at the other end of a `net.*` event's flow, when known.
-    fn peer(&self, event: &Event) -> Option<Process>;
+    fn peer(&self, event: &Event) -> Option<Arc<Process>>;
 }
 
 /// The (ip, port, ip, port) of a flow as one side sees it; the other side sees it mirrored.
@@ -45,7 +46,7 @@ const MAX_FLOWS: usize = 100_000;
 /// Process and flow tables built from events.
 #[derive(Debug, Default)]
 pub struct MemoryLineage {
-    procs: HashMap<String, Process>,
+    procs: HashMap<String, Arc<Process>>,
     order: VecDeque<String>,
     flows: HashMap<FlowKey, String>,
     flow_order: VecDeque<FlowKey>,
@@ -67,7 +68,7 @@ impl MemoryLineage {
             // A fork event shows the child with the parent's image; later events of the
             // same process are fresher than what we have.
             Some(known) => {
-                if e.kind == Kind::ProcessExec || known.exe.is_empty() || known != p {
+                if e.kind == Kind::ProcessExec || known.exe.is_empty() || **known != **p {
                     *known = p.clone();
                 }
             }
@@ -119,11 +120,11 @@ impl MemoryLineage {
 }
 
 impl Lineage for MemoryLineage {
-    fn process(&self, id: &str) -> Option<Process> {
+    fn process(&self, id: &str) -> Option<Arc<Process>> {
         self.procs.get(id).cloned()
     }
 
-    fn peer(&self, event: &Event) -> Option<Process> {
+    fn peer(&self, event: &Event) -> Option<Arc<Process>> {
         self.peer_id(event).and_then(|id| self.process(id))
     }
 }
@@ -133,10 +134,10 @@ impl Lineage for MemoryLineage {
 pub struct NoLineage;
 
 impl Lineage for NoLineage {
-    fn process(&self, _id: &str) -> Option<Process> {
+    fn process(&self, _id: &str) -> Option<Arc<Process>> {
         None
     }
-    fn peer(&self, _event: &Event) -> Option<Process> {
+    fn peer(&self, _event: &Event) -> Option<Arc<Process>> {
         None
     }
 }

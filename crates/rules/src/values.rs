@@ -32,7 +32,7 @@ pub struct Session {
 }
 
 /// Derive the session of `p` from its ancestors (parent first).
-pub fn session(p: &Process, ancestors: &[Process]) -> Session {
+pub fn session<P: std::ops::Deref<Target = Process>>(p: &Process, ancestors: &[P]) -> Session {
     // The oldest ancestor that shares the audit session id (or, without one, the tty).
     let same = |a: &Process| match p.session {
         Some(s) => a.session == Some(s),

@@ -21,8 +21,11 @@ use serde::Deserialize;
 use std::collections::BinaryHeap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2: the `kind` column holds the kind's stable number ([`Kind::code`]); version 1
+/// held its position in a list (0-based), which is migrated on open.
+const SCHEMA_VERSION: i64 = 2;
 /// Folding slots kept for runs; beyond this the map is reset (only costs some folding).
 const MAX_FOLD_SLOTS: usize = 4_000_000;
 
@@ -173,7 +176,14 @@ fn hash_process(p: &Process) -> u64 {
 }
 
 fn kind_code(k: Kind) -> i64 {
-    Kind::ALL.iter().position(|x| *x == k).unwrap_or(0) as i64
+    i64::from(k.code())
+}
+
+fn kind_of(code: i64, row: i64) -> Result<Kind, StoreError> {
+    u16::try_from(code)
+        .ok()
+        .and_then(Kind::from_code)
+        .ok_or_else(|| corrupt("event kind", row, format!("unknown kind number {code}")))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -197,7 +207,7 @@ pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     hosts: FxHashMap<(String, String), i64>,
-    procs: FxHashMap<u64, Vec<(i64, Process)>>,
+    procs: FxHashMap<u64, Vec<(i64, Arc<Process>)>>,
     details: FxHashMap<String, i64>,
     next_host: i64,
     next_proc: i64,
@@ -243,6 +253,11 @@ impl SqliteStore {
             return Err(corrupt("schema version", version, "newer than this build"));
         }
         conn.execute_batch(SCHEMA)?;
+        if version == 1 {
+            // Version 1 wrote the kind's 0-based position in the list of kinds, which was
+            // the stable number minus one for every kind it knew.
+            conn.execute_batch("BEGIN; UPDATE events SET kind = kind + 1; COMMIT;")?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         let mut s = SqliteStore {
             conn,
@@ -307,7 +322,7 @@ impl SqliteStore {
             self.procs
                 .entry(hash_process(&p))
                 .or_default()
-                .push((id, p));
+                .push((id, Arc::new(p)));
         }
         let mut st = self.conn.prepare("SELECT id, json FROM details")?;
         let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
@@ -359,7 +374,10 @@ impl SqliteStore {
                 };
                 let ph = hash_process(&ev.process);
                 let bucket = self.procs.entry(ph).or_default();
-                let proc = match bucket.iter().find(|(_, p)| *p == ev.process) {
+                let proc = match bucket
+                    .iter()
+                    .find(|(_, p)| Arc::ptr_eq(p, &ev.process) || **p == *ev.process)
+                {
                     Some((id, _)) => *id,
                     None => {
                         let id = self.next_proc;
@@ -452,12 +470,14 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn load_process(&self, id: i64) -> Result<Process, StoreError> {
+    fn load_process(&self, id: i64) -> Result<Arc<Process>, StoreError> {
         let json: String = self
             .conn
             .prepare_cached("SELECT json FROM procs WHERE id = ?1")?
             .query_row([id], |r| r.get(0))?;
-        serde_json::from_str(&json).map_err(|e| corrupt("process", id, e))
+        serde_json::from_str(&json)
+            .map(Arc::new)
+            .map_err(|e| corrupt("process", id, e))
     }
 
     fn load_detail(&self, id: i64) -> Result<Detail, StoreError> {
@@ -479,11 +499,15 @@ impl SqliteStore {
             .unwrap_or_default()
     }
 
-    fn build_event(time: i64, kind: i64, host: Host, process: Process, d: Option<Detail>) -> Event {
-        let kind = Kind::ALL
-            .get(kind as usize)
-            .copied()
-            .unwrap_or(Kind::ProcessExec);
+    fn build_event(
+        row: i64,
+        time: i64,
+        kind: i64,
+        host: Host,
+        process: Arc<Process>,
+        d: Option<Detail>,
+    ) -> Result<Event, StoreError> {
+        let kind = kind_of(kind, row)?;
         let mut e = Event::new(Timestamp(time), kind, host, process);
         if let Some(d) = d {
             e.exec = d.exec;
@@ -498,7 +522,7 @@ impl SqliteStore {
             e.memfd = d.memfd;
             e.enforcement = d.enforcement;
         }
-        e
+        Ok(e)
     }
 
     fn gc(&mut self) -> Result<(), StoreError> {
@@ -588,7 +612,7 @@ impl Store for SqliteStore {
             let d = detail.map(|d| self.load_detail(d)).transpose()?;
             out.push(StoredEvent {
                 id,
-                event: Self::build_event(time, kind, self.host_of(host), process, d),
+                event: Self::build_event(id, time, kind, self.host_of(host), process, d)?,
                 count: n.unwrap_or(1).max(1) as u64,
                 last_time: Timestamp(last.unwrap_or(time)),
             });
@@ -597,7 +621,7 @@ impl Store for SqliteStore {
     }
 
     fn replay(&self, sink: &mut dyn FnMut(Event)) -> Result<u64, StoreError> {
-        let procs: FxHashMap<i64, Process> = self
+        let procs: FxHashMap<i64, Arc<Process>> = self
             .procs
             .values()
             .flat_map(|b| b.iter().map(|(id, p)| (*id, p.clone())))
@@ -661,7 +685,7 @@ impl Store for SqliteStore {
             };
             let last: Option<i64> = r.get(6)?;
             let n: Option<i64> = r.get(7)?;
-            let ev = Self::build_event(time, kind, host, process, detail);
+            let ev = Self::build_event(id, time, kind, host, process, detail)?;
             if let (Some(last), Some(n)) = (last, n) {
                 if n > 1 {
                     let mut e2 = ev.clone();

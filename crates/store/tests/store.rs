@@ -164,7 +164,7 @@ fn hostile_query_text_is_a_parameter() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = open(dir.path());
     let mut evs = writes(3, "/tmp/x'); DROP TABLE events; --");
-    evs[0].process.argv = vec!["%".into(), "_".into(), "\\x00".into()];
+    evs[0].process_mut().argv = vec!["%".into(), "_".into(), "\\x00".into()];
     for e in evs {
         p.ingest(e).unwrap();
     }

@@ -218,7 +218,7 @@ impl Graph {
             .procs
             .entry(e.process.id.clone())
             .or_insert_with(|| ProcInfo {
-                process: e.process.clone(),
+                process: (*e.process).clone(),
                 host: e.host.clone(),
                 first_seen: e.time,
                 start: None,
@@ -233,7 +233,7 @@ impl Graph {
         // is the process as users know it.
         if e.kind == Kind::ProcessExec || entry.process.exe.is_empty() {
             let parent = entry.process.parent_id.clone();
-            entry.process = e.process.clone();
+            entry.process = (*e.process).clone();
             if entry.process.parent_id.is_empty() {
                 entry.process.parent_id = parent;
             }
