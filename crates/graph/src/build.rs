@@ -11,6 +11,7 @@
 use crate::reorder::Reorder;
 use crate::types::*;
 use causeway_model::{Container, Event, Host, Kind, Process};
+use causeway_index::flow::{flow_key, norm_ip, FlowConfig, Side};
 use rustc_hash::FxHashMap;
 
 mod exec;
@@ -20,9 +21,9 @@ mod exec;
 pub struct GraphConfig {
     /// Fold repeated edges (dependence-preserving reduction). Off only for tests/benchmarks.
     pub reduce: bool,
-    /// A connect and an accept of the mirrored tuple are one flow if this close (ns). Covers
-    /// accept latency and modest clock skew between hosts.
-    pub flow_window_ns: i64,
+    /// How connects and accepts pair into flows: the node's one rule
+    /// ([`causeway_index::flow`]), so traces and incidents agree on who talked to whom.
+    pub flow: FlowConfig,
     /// Reorder horizon of [`Graph::ingest_event`] (ns of event time).
     pub reorder_ns: i64,
 }
@@ -31,7 +32,7 @@ impl Default for GraphConfig {
     fn default() -> Self {
         GraphConfig {
             reduce: true,
-            flow_window_ns: 5_000_000_000,
+            flow: FlowConfig::default(),
             reorder_ns: 5_000_000_000,
         }
     }
@@ -123,10 +124,6 @@ fn lookup(timeline: &[(i64, NodeId)], t: i64) -> Option<NodeId> {
     }
 }
 
-/// `::ffff:1.2.3.4` and `1.2.3.4` are the same peer; agents may report either.
-fn norm_ip(ip: &str) -> &str {
-    ip.strip_prefix("::ffff:").unwrap_or(ip)
-}
 
 fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
@@ -522,15 +519,17 @@ impl Graph {
     }
 
     fn flow(&mut self, img: NodeId, n: &causeway_model::Network, connect: bool, t: i64) -> Verdict {
-        let proto = self.strings.intern(&n.protocol);
-        let lip = self.strings.intern(norm_ip(&n.local.ip));
-        let rip = self.strings.intern(norm_ip(&n.remote.ip));
-        let key = if connect {
-            (proto, lip, n.local.port, rip, n.remote.port)
-        } else {
-            (proto, rip, n.remote.port, lip, n.local.port)
-        };
-        let window = self.cfg.flow_window_ns;
+        let side = if connect { Side::Client } else { Side::Server };
+        let (proto, cip, cport, sip, sport) = flow_key(n, side);
+        let key = (
+            self.strings.intern(proto),
+            self.strings.intern(cip),
+            cport,
+            self.strings.intern(sip),
+            sport,
+        );
+        let (proto, rip) = (key.0, self.strings.intern(norm_ip(&n.remote.ip)));
+        let pairing = self.cfg.flow;
         let sides = self.flows.entry(key).or_default();
         let (mine, theirs) = if connect {
             (&mut sides.connects, &sides.accepts)
@@ -540,7 +539,7 @@ impl Graph {
         mine.push((t, img));
         let peers: Vec<(i64, NodeId)> = theirs
             .iter()
-            .filter(|(tp, _)| tp.abs_diff(t) <= window as u64)
+            .filter(|(tp, _)| pairing.pairs(*tp, t))
             .copied()
             .collect();
         let mut v = Verdict {

@@ -101,7 +101,10 @@ fn events(ops: &[(u8, Op)]) -> Vec<Event> {
 fn build(evs: &[Event], reduce: bool, horizon: i64) -> Graph {
     let mut g = Graph::new(GraphConfig {
         reduce,
-        flow_window_ns: 4,
+        flow: causeway_index::FlowConfig {
+            window_ns: 4,
+            ..Default::default()
+        },
         reorder_ns: horizon,
     });
     for e in evs {

@@ -10,8 +10,10 @@
 pub mod escape;
 pub mod event;
 pub mod id;
+pub mod lineage;
 pub mod timefmt;
 
 pub use escape::{escape_bytes, unescape};
 pub use event::*;
 pub use id::{HostId, ProcessKey};
+pub use lineage::{Lineage, NoLineage};

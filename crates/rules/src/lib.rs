@@ -26,6 +26,6 @@ pub use eval::{EvalStats, Flag};
 pub use incident::{
     Incident, IncidentConfig, IncidentEngine, IncidentFlag, IncidentUpdate, ProcessRef, Trace,
 };
-pub use lineage::{Lineage, MemoryLineage, NoLineage};
+pub use lineage::{Lineage, MemoryLineage, NoLineage, ProcessIndex};
 pub use ruleset::{Loaded, Rule, Ruleset};
 pub use schema::Severity;
