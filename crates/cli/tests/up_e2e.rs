@@ -100,7 +100,22 @@ fn attack_chain_raises_an_incident_and_benign_work_does_not() {
         )
     });
     let id = incident["id"].as_str().expect("id");
-    let detail = get(&up.base, &format!("/api/v1/incidents/{id}"));
+    // The trace comes from the causal graph, which applies events after its reorder horizon
+    // (5 s while other activity keeps arriving): wait until the flagged acts are in it.
+    let detail = try_wait(30, || {
+        let d = get(&up.base, &format!("/api/v1/incidents/{id}"));
+        let nodes = d["trace"]["nodes"].as_array()?;
+        let complete = nodes.iter().any(|n| {
+            n["flagged"] == true
+                && n["data"]["argv"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == "/etc/shadow"))
+        }) && nodes
+            .iter()
+            .any(|n| n["data"]["pid"].as_u64() == Some(root_pid));
+        complete.then_some(d)
+    })
+    .unwrap_or_else(|| get(&up.base, &format!("/api/v1/incidents/{id}")));
     let pids: Vec<u64> = detail["processes"]
         .as_array()
         .expect("processes")

@@ -10,8 +10,8 @@
 
 use crate::reorder::Reorder;
 use crate::types::*;
-use causeway_model::{Container, Event, Host, Kind, Process};
 use causeway_index::flow::{flow_key, norm_ip, FlowConfig, Side};
+use causeway_model::{Container, Event, Host, Kind, Process};
 use rustc_hash::FxHashMap;
 
 mod exec;
@@ -123,7 +123,6 @@ fn lookup(timeline: &[(i64, NodeId)], t: i64) -> Option<NodeId> {
         timeline.first().map(|x| x.1)
     }
 }
-
 
 fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)

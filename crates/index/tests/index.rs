@@ -56,7 +56,10 @@ fn ancestry_follows_arrival() {
     let anc = ix.ancestors("p-1-20-0", 8);
     let exes: Vec<&str> = anc.iter().map(|p| p.exe.as_str()).collect();
     assert_eq!(exes, ["/usr/sbin/sshd", "/sbin/init"]);
-    assert_eq!(ix.process("p-1-20-0").map(|p| p.exe.clone()).as_deref(), Some("/bin/bash"));
+    assert_eq!(
+        ix.process("p-1-20-0").map(|p| p.exe.clone()).as_deref(),
+        Some("/bin/bash")
+    );
     assert_eq!(ix.stats().misses, 0);
     assert!(ix.process("p-1-999-0").is_none());
     assert_eq!(ix.stats().misses, 1);
@@ -134,7 +137,13 @@ fn flows_pair_within_the_one_window() {
     let server = proc(60, 1, "/usr/sbin/nginx");
     ix.observe(&ev(1, Kind::ProcessExec, client.clone()));
     ix.observe(&ev(1, Kind::ProcessExec, server.clone()));
-    let c = net(100, Kind::NetConnect, client.clone(), ("127.0.0.1", 40000), ("127.0.0.1", 80));
+    let c = net(
+        100,
+        Kind::NetConnect,
+        client.clone(),
+        ("127.0.0.1", 40000),
+        ("127.0.0.1", 80),
+    );
     // The server reports the client with an IPv4-mapped address: still the same flow.
     let s = net(
         600,
@@ -145,11 +154,23 @@ fn flows_pair_within_the_one_window() {
     );
     ix.observe(&c);
     ix.observe(&s);
-    assert_eq!(ix.peer(&s).map(|p| p.exe.clone()).as_deref(), Some("/usr/bin/curl"));
-    assert_eq!(ix.peer(&c).map(|p| p.exe.clone()).as_deref(), Some("/usr/sbin/nginx"));
+    assert_eq!(
+        ix.peer(&s).map(|p| p.exe.clone()).as_deref(),
+        Some("/usr/bin/curl")
+    );
+    assert_eq!(
+        ix.peer(&c).map(|p| p.exe.clone()).as_deref(),
+        Some("/usr/sbin/nginx")
+    );
     assert_eq!(ix.stats().flows_paired, 1);
     // The same tuple much later is another flow: no peer from the old one.
-    let late = net(5_000, Kind::NetAccept, server, ("127.0.0.1", 80), ("127.0.0.1", 40000));
+    let late = net(
+        5_000,
+        Kind::NetAccept,
+        server,
+        ("127.0.0.1", 80),
+        ("127.0.0.1", 40000),
+    );
     ix.observe(&late);
     assert!(ix.peer(&late).is_none());
 }

@@ -10,7 +10,6 @@ use causeway_rules::{Incident, Lineage};
 use causeway_server::types::*;
 use causeway_server::{Backend, BackendError, Direction, EventQuery, IncidentQuery};
 use causeway_store::Store;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -23,7 +22,6 @@ const MAX_LISTED: usize = 100_000;
 pub struct NodeBackend {
     core: Arc<Mutex<Core>>,
     agent: Option<Arc<causeway_agent::Stats>>,
-    queue_full: Arc<AtomicU64>,
     started: Instant,
     updates: tokio::sync::broadcast::Sender<IncidentUpdate>,
 }
@@ -53,7 +51,6 @@ impl NodeBackend {
     pub(crate) fn new(
         core: Arc<Mutex<Core>>,
         agent: Option<Arc<causeway_agent::Stats>>,
-        queue_full: Arc<AtomicU64>,
         started: Instant,
     ) -> Self {
         let updates = core
@@ -64,7 +61,6 @@ impl NodeBackend {
         NodeBackend {
             core,
             agent,
-            queue_full,
             started,
             updates,
         }
@@ -163,7 +159,7 @@ impl Backend for NodeBackend {
         let flags = inc
             .flags
             .iter()
-            .map(|f| convert::flag(f, &inc, &core.ruleset))
+            .map(|f| convert::flag(f, &inc, core.ruleset()))
             .collect();
         Ok(Some(IncidentDetail {
             summary: convert::summary(&inc),
@@ -238,14 +234,14 @@ impl Backend for NodeBackend {
             .rev()
             .find(|e| e.kind == Kind::ProcessExec)
             .or(evs.last());
-        let (process, host) = match (last, core.lineage.process(id)) {
+        let (process, host) = match (last, core.index.process(id)) {
             (Some(e), _) => (e.process.clone(), e.host.clone()),
             (None, Some(p)) => (p, causeway_model::Host::default()),
             (None, None) => return Ok(None),
         };
         let hn = host.name.clone();
         let ancestors = core
-            .lineage
+            .index
             .ancestors(id, 64)
             .iter()
             .map(|p| brief(p, &hn))
@@ -278,7 +274,7 @@ impl Backend for NodeBackend {
                     local: n.local.clone(),
                     remote: n.remote.clone(),
                     time: e.time,
-                    peer: core.lineage.peer(e).map(|p| brief(&p, "")),
+                    peer: core.index.peer(e).map(|p| brief(&p, "")),
                 })
             })
             .collect();
@@ -332,10 +328,10 @@ impl Backend for NodeBackend {
         // Losses inside the node (store errors); the whole picture adds the agent's own.
         let mut lost = core.counters.lost.clone();
         let mut agents = Vec::new();
-        match &self.agent {
-            Some(a) => {
-                // The agent counts events the node's queue refused as `sink_full`: the same
-                // events must not be counted again under the node's `queue_full`.
+        // The node counts what its own lanes refused, per kind, in `counters.lost`; the
+        // agent's losses (ring buffers, decoding) add to them.
+        if let Some(a) = &self.agent {
+            {
                 let s = a.snapshot();
                 let host = causeway_agent::host::HostInfo::detect();
                 for (k, v) in &s.lost {
@@ -349,12 +345,6 @@ impl Backend for NodeBackend {
                     events_seen: s.seen_total,
                     events_lost: s.lost,
                 });
-            }
-            None => {
-                let qf = self.queue_full.load(Ordering::Relaxed);
-                if qf > 0 {
-                    lost.insert("queue_full".into(), qf);
-                }
             }
         }
         let incidents = core
@@ -377,7 +367,7 @@ impl Backend for NodeBackend {
     fn rules(&self) -> Result<Vec<RuleInfo>, BackendError> {
         let core = self.core();
         Ok(core
-            .ruleset
+            .ruleset()
             .rules()
             .iter()
             .map(|r| RuleInfo {

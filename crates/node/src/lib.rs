@@ -12,13 +12,21 @@
 
 mod backend;
 mod convert;
+mod lanes;
+pub mod losses;
+pub mod stages;
 
 pub use backend::NodeBackend;
+pub use lanes::IntakeConfig;
+pub use losses::{Cause, Loss, Losses, Stage as LossStage};
 
 use causeway_graph::GraphConfig;
+use causeway_index::{IndexConfig, ProcessIndex};
 use causeway_model::{Event, Kind};
-use causeway_rules::{IncidentConfig, IncidentEngine, MemoryLineage, Ruleset};
+use causeway_rules::{IncidentConfig, IncidentEngine, Ruleset};
 use causeway_store::{Pipeline, SqliteOptions, SqliteStore, Store};
+use lanes::{Intake, Lanes};
+use stages::{Detection, Deviations, EnforcementFlags, Incidents, Stage};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +42,8 @@ pub enum NodeError {
     Store(#[from] causeway_store::StoreError),
     #[error("rules:\n{0}")]
     Rules(String),
+    #[error("spawning the ingest thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// What a node runs with.
@@ -44,6 +54,8 @@ pub struct NodeConfig {
     pub rules: Vec<PathBuf>,
     /// The workload policies in force, by their kernel id.
     pub policies: BTreeMap<u32, causeway_policy::Policy>,
+    /// Capacities of the intake lanes.
+    pub intake: IntakeConfig,
 }
 
 /// Load rules from paths, or the shipped set. Any error in any file loads nothing.
@@ -76,22 +88,39 @@ pub struct NodeCounters {
     pub events: u64,
     pub flags: u64,
     pub suppressed_flags: u64,
-    /// Events lost inside the node, by cause (`queue_full`, `store_error`).
+    /// Events lost inside the node, by cause (`queue_full:<kind>`, `store_error`).
     pub lost: BTreeMap<String, u64>,
     pub last_event: Option<causeway_model::timefmt::Timestamp>,
 }
 
-/// Everything the node knows, behind one lock.
+/// The outcome of the latest (re)load of rules, for health and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadStatus {
+    pub time: causeway_model::timefmt::Timestamp,
+    /// `None` when it succeeded; the error otherwise (the previous set stayed in force).
+    pub error: Option<String>,
+    pub rules: usize,
+    pub reloads: u64,
+}
+
+/// The judging stages, in the order they run (see [`stages`]).
+struct Stages {
+    detection: Detection,
+    enforcement: EnforcementFlags,
+    deviations: Deviations,
+    incidents: Incidents,
+}
+
+/// Everything the node knows, behind one lock: the process index, the judging stages, and
+/// the store sink (graph + SQLite) the API reads.
 pub struct Core {
     pub pipeline: Pipeline<SqliteStore>,
-    /// Policy names by kernel id, and a live checker per policy for what the kernel does not
-    /// check (users, listening ports, ingress and egress).
-    pub policies: BTreeMap<u32, String>,
-    checkers: Vec<(String, causeway_policy::Walker)>,
-    pub ruleset: Ruleset,
-    pub engine: IncidentEngine,
-    pub lineage: MemoryLineage,
+    /// The one process-and-flow index (arrival time; rebuilt from the store at open).
+    pub index: ProcessIndex,
+    stages: Stages,
     pub counters: NodeCounters,
+    pub reload: ReloadStatus,
+    losses: Arc<Losses>,
     updates: tokio::sync::broadcast::Sender<causeway_server::types::IncidentUpdate>,
 }
 
@@ -104,41 +133,45 @@ impl std::fmt::Debug for Core {
 }
 
 impl Core {
-    /// Graph, store, detection for one event.
+    /// The rules detection runs.
+    pub fn ruleset(&self) -> &Ruleset {
+        &self.stages.detection.ruleset
+    }
+
+    /// One event through the pipeline: index, judges, incidents, then the sinks (live
+    /// updates, store).
     pub fn ingest(&mut self, mut ev: Event) {
         self.counters.events += 1;
         self.counters.last_event = Some(ev.time);
-        self.lineage.observe(&ev);
-        let mut flags = self.ruleset.evaluate(&ev, &self.lineage);
-        // A policy deviation the kernel acted on (or audited) is a flag like any detection,
-        // so it joins the incident of its causal chain.
-        if let Some(enf) = ev.enforcement.as_mut() {
-            if let Some(name) = self.policies.get(&enf.policy_id) {
-                enf.policy = name.clone();
-            }
+        self.index.observe(&ev);
+        let mut flags = Vec::new();
+        let s = &mut self.stages;
+        for stage in [
+            &mut s.detection as &mut dyn Stage,
+            &mut s.enforcement,
+            &mut s.deviations,
+        ] {
+            stage.judge(&mut ev, &self.index, &mut flags);
         }
-        if let Some(enf) = &ev.enforcement {
-            flags.push(policy_flag(&ev, enf));
-        }
-        for (name, w) in &mut self.checkers {
-            let before = w.deviations.len();
-            w.step(&ev, true);
-            // Executables are the kernel's job (flagged above, from its decision).
-            for d in w.deviations[before..]
-                .iter()
-                .filter(|d| d.kind != causeway_policy::DeviationKind::Process)
-            {
-                flags.push(deviation_flag(&ev, name, d));
-            }
-        }
-        self.engine.observe(&ev, &self.lineage);
+        let updates = s.incidents.group(&ev, &flags, &self.index);
         if !flags.is_empty() {
             self.counters.flags += flags.len() as u64;
             self.counters.suppressed_flags +=
                 flags.iter().filter(|f| f.suppressed_by.is_some()).count() as u64;
-            for u in self.engine.add_flags(&flags, &self.lineage) {
-                let json = serde_json::to_value(&u.incident).unwrap_or_default();
-                let i = &u.incident;
+        }
+        for u in updates {
+            self.incident_sinks(&u);
+        }
+        if let Err(e) = self.pipeline.ingest(ev) {
+            tracing::error!("store: {e}");
+        }
+    }
+
+    /// An incident that opened or grew: saved, and broadcast to live subscribers.
+    fn incident_sinks(&mut self, u: &causeway_rules::IncidentUpdate) {
+        let i = &u.incident;
+        match serde_json::to_value(i) {
+            Ok(json) => {
                 if let Err(e) = self.pipeline.store_mut().put_incident(
                     &i.id,
                     &json,
@@ -148,17 +181,15 @@ impl Core {
                 ) {
                     tracing::error!("saving incident {}: {e}", i.id);
                 }
-                let summary = convert::summary(i);
-                let change = if u.opened { "new" } else { "updated" };
-                let _ = self.updates.send(causeway_server::types::IncidentUpdate {
-                    change: change.to_string(),
-                    incident: summary,
-                });
             }
+            Err(e) => tracing::error!("encoding incident {}: {e}", i.id),
         }
-        if let Err(e) = self.pipeline.ingest(ev) {
-            tracing::error!("store: {e}");
-        }
+        let change = if u.opened { "new" } else { "updated" };
+        // No subscriber is not an error: the UI may simply not be open.
+        let _ = self.updates.send(causeway_server::types::IncidentUpdate {
+            change: change.to_string(),
+            incident: convert::summary(i),
+        });
     }
 
     /// Commit what is batched; with `drain`, also apply what waits in the reorder buffer.
@@ -171,101 +202,46 @@ impl Core {
         if let Err(e) = r {
             tracing::error!("store commit: {e}");
         }
-        let lost = self.pipeline.lost();
-        if lost > 0 {
-            self.counters.lost.insert("store_error".into(), lost);
-        }
+        self.losses
+            .set(LossStage::Store, Cause::StoreError, self.pipeline.lost());
+        self.counters.lost = self
+            .losses
+            .snapshot()
+            .iter()
+            .map(|l| (l.health_key(), l.count))
+            .collect();
+    }
+
+    /// Put a new rule set in force (all or nothing: the caller loaded it completely).
+    pub fn set_ruleset(&mut self, ruleset: Ruleset) {
+        self.reload = ReloadStatus {
+            time: causeway_model::timefmt::Timestamp::now(),
+            error: None,
+            rules: ruleset.rules().len(),
+            reloads: self.reload.reloads + 1,
+        };
+        self.stages.detection.ruleset = Arc::new(ruleset);
+    }
+
+    /// Record a reload that failed (the rules in force stay).
+    pub fn reload_failed(&mut self, error: String) {
+        self.reload.time = causeway_model::timefmt::Timestamp::now();
+        self.reload.error = Some(error);
+        self.reload.reloads += 1;
     }
 }
 
-/// How a flag names its host: the name people know, the id when there is none (as the
-/// rules engine does).
-fn host_label(h: &causeway_model::Host) -> String {
-    if h.name.is_empty() {
-        h.id.clone()
-    } else {
-        h.name.clone()
-    }
-}
-
-/// The flag of an exec outside a workload policy.
-fn policy_flag(ev: &Event, enf: &causeway_model::Enforcement) -> causeway_rules::Flag {
-    let name = if enf.policy.is_empty() {
-        format!("#{}", enf.policy_id)
-    } else {
-        enf.policy.clone()
-    };
-    let severity = if enf.action == "audited" {
-        causeway_rules::Severity::Medium
-    } else {
-        causeway_rules::Severity::High
-    };
-    let exe = ev
-        .exec
-        .as_ref()
-        .map(|x| x.filename.clone())
-        .unwrap_or_else(|| ev.process.exe.clone());
-    // Messages read `title: details`, as the rules engine writes them (incident titles use
-    // the part before the colon).
-    let title = format!("Executable outside workload policy {name}");
-    causeway_rules::Flag {
-        rule_id: "CW-POLICY-EXEC".to_string(),
-        message: format!(
-            "{title}: {exe} {} by {}",
-            enf.action,
-            enf.mechanism,
-            exe = exe
-        ),
-        title,
-        severity,
-        techniques: Vec::new(),
-        tactic: "execution".to_string(),
-        time: ev.time,
-        kind: ev.kind,
-        host: host_label(&ev.host),
-        process_id: ev.process.id.clone(),
-        pid: ev.process.pid,
-        exe: ev.process.exe.clone(),
-        object: exe,
-        suppressed_by: None,
-    }
-}
-
-/// The flag of a connection, listening port or user outside a workload policy.
-fn deviation_flag(
-    ev: &Event,
-    policy: &str,
-    d: &causeway_policy::Deviation,
-) -> causeway_rules::Flag {
-    let title = format!("Activity outside workload policy {policy}");
-    causeway_rules::Flag {
-        rule_id: "CW-POLICY-DEVIATION".to_string(),
-        message: format!("{title}: {}", d.message),
-        title,
-        severity: causeway_rules::Severity::Medium,
-        techniques: Vec::new(),
-        tactic: "execution".to_string(),
-        time: ev.time,
-        kind: ev.kind,
-        host: host_label(&ev.host),
-        process_id: d.process_id.clone(),
-        pid: d.pid,
-        exe: d.exe.clone(),
-        object: d.key.clone(),
-        suppressed_by: None,
-    }
-}
-
-/// A running node: the ingest thread and the shared state.
+/// A running node: the intake lanes, the ingest thread and the shared state.
 pub struct Node {
     core: Arc<Mutex<Core>>,
-    tx: crossbeam_channel::Sender<Event>,
-    queue_full: Arc<std::sync::atomic::AtomicU64>,
+    intake: Intake,
+    losses: Arc<Losses>,
     /// Events handed to the ingest thread, so `sync` can wait for exactly these.
     accepted: std::sync::atomic::AtomicU64,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     started: Instant,
+    rules: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for Node {
@@ -274,83 +250,124 @@ impl std::fmt::Debug for Node {
     }
 }
 
-/// Events waiting for the ingest thread, at most; beyond that they are counted and dropped
-/// rather than growing memory without bound.
-const QUEUE: usize = 262_144;
-
 impl Node {
-    /// Open the store under `data_dir` (rebuilding the graph from it) and start ingesting.
+    /// Open the store under `data_dir` (rebuilding the graph and the process index from it)
+    /// and start ingesting.
     pub fn open(cfg: &NodeConfig) -> Result<Node, NodeError> {
         let ruleset = load_rules(&cfg.rules)?;
         let store = SqliteStore::open(&cfg.data_dir, &SqliteOptions::default())?;
-        let pipeline = Pipeline::open(store, GraphConfig::default())?;
+        let mut index = ProcessIndex::with_config(IndexConfig::default());
+        let graph_cfg = GraphConfig {
+            flow: index.config().flow,
+            ..GraphConfig::default()
+        };
+        let pipeline = Pipeline::open_observing(store, graph_cfg, &mut |e| index.observe(e))?;
         let (updates, _) = tokio::sync::broadcast::channel(1024);
+        let losses = Arc::new(Losses::default());
+        let rules = ruleset.rules().len();
         // Incidents saved earlier stay listed (the API reads them from the store); the
         // engine starts afresh for new activity.
         let core = Core {
             pipeline,
-            policies: cfg
-                .policies
-                .iter()
-                .map(|(id, p)| (*id, p.name.clone()))
-                .collect(),
-            checkers: cfg
-                .policies
-                .values()
-                .map(|p| {
-                    (
-                        p.name.clone(),
-                        causeway_policy::Walker::new(p.clone(), true),
-                    )
-                })
-                .collect(),
-            ruleset,
-            engine: IncidentEngine::new(IncidentConfig::default()),
-            lineage: MemoryLineage::new(),
+            index,
+            stages: Stages {
+                detection: Detection {
+                    ruleset: Arc::new(ruleset),
+                },
+                enforcement: EnforcementFlags {
+                    names: cfg
+                        .policies
+                        .iter()
+                        .map(|(id, p)| (*id, p.name.clone()))
+                        .collect(),
+                },
+                deviations: Deviations {
+                    checkers: cfg
+                        .policies
+                        .values()
+                        .map(|p| {
+                            (
+                                p.name.clone(),
+                                causeway_policy::Walker::new(p.clone(), true),
+                            )
+                        })
+                        .collect(),
+                },
+                incidents: Incidents {
+                    engine: IncidentEngine::new(IncidentConfig::default()),
+                },
+            },
             counters: NodeCounters::default(),
+            reload: ReloadStatus {
+                time: causeway_model::timefmt::Timestamp::now(),
+                error: None,
+                rules,
+                reloads: 0,
+            },
+            losses: Arc::clone(&losses),
             updates,
         };
         let core = Arc::new(Mutex::new(core));
-        let (tx, rx) = crossbeam_channel::bounded::<Event>(QUEUE);
+        let (intake, lanes) = lanes::intake(cfg.intake, Arc::clone(&losses));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let core = Arc::clone(&core);
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("causeway-ingest".into())
-                .spawn(move || ingest_loop(&core, &rx, &stop))
-                .map_err(|e| NodeError::Rules(format!("spawning the ingest thread: {e}")))?
+                .spawn(move || ingest_loop(&core, &lanes, &stop))
+                .map_err(NodeError::Thread)?
         };
         Ok(Node {
             core,
-            tx,
-            queue_full: Arc::default(),
+            intake,
+            losses,
             accepted: Default::default(),
             stop,
             thread: Some(thread),
             started: Instant::now(),
+            rules: cfg.rules.clone(),
         })
     }
 
-    /// Hand an event to the ingest thread; `false` (and counted) when the queue is full.
+    /// Hand an event to its lane; `false` (and counted, by kind) when that lane is full.
+    /// Bulk file activity can fill only its own lane: critical events keep their capacity.
     pub fn submit(&self, ev: Event) -> bool {
-        match self.tx.try_send(ev) {
-            Ok(()) => {
-                self.accepted.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(_) => {
-                self.queue_full.fetch_add(1, Ordering::Relaxed);
-                false
-            }
+        let ok = self.intake.offer(ev);
+        if ok {
+            self.accepted.fetch_add(1, Ordering::Relaxed);
         }
+        ok
     }
 
     /// Hand an event over, waiting for room (for replays, where nothing may be dropped).
     pub fn submit_blocking(&self, ev: Event) {
-        if self.tx.send(ev).is_ok() {
+        if self.intake.send(ev) {
             self.accepted.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Reload the rules from the paths the node was opened with (or the shipped set): all
+    /// or nothing, the rules in force stay on any error. Returns the error, if any.
+    pub fn reload_rules(&self) -> Result<usize, NodeError> {
+        match load_rules(&self.rules) {
+            Ok(r) => {
+                let n = r.rules().len();
+                self.core().set_ruleset(r);
+                tracing::info!("rules reloaded: {n} rules in force");
+                Ok(n)
+            }
+            Err(e) => {
+                tracing::error!("rules reload failed, the previous rules stay in force: {e}");
+                self.core().reload_failed(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Loss counters of the node (intake by kind, store).
+    pub fn losses(&self) -> &Arc<Losses> {
+        &self.losses
     }
 
     /// The shared state (for the CLI's read-only commands).
@@ -360,17 +377,12 @@ impl Node {
 
     /// The API's view of this node.
     pub fn backend(&self, agent: Option<Arc<causeway_agent::Stats>>) -> NodeBackend {
-        NodeBackend::new(
-            Arc::clone(&self.core),
-            agent,
-            Arc::clone(&self.queue_full),
-            self.started,
-        )
+        NodeBackend::new(Arc::clone(&self.core), agent, self.started)
     }
 
     /// Wait until everything submitted so far is ingested and committed.
     pub fn sync(&self) {
-        // The queue being empty is not enough: the ingest thread may hold a batch it took.
+        // The queues being empty is not enough: the ingest thread may hold a batch it took.
         let want = self.accepted.load(Ordering::Relaxed);
         while self.core().counters.events < want {
             if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
@@ -381,24 +393,30 @@ impl Node {
         self.core().commit(true);
     }
 
-    /// Stop the ingest thread after it drained the queue, and commit.
+    /// Stop the ingest thread after it drained the queues, and commit.
     pub fn shutdown(mut self) {
         self.sync();
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            if t.join().is_err() {
+                tracing::error!("the ingest thread panicked");
+            }
         }
         self.core().commit(true);
     }
 }
 
-fn ingest_loop(core: &Mutex<Core>, rx: &crossbeam_channel::Receiver<Event>, stop: &AtomicBool) {
+/// Events taken per lock: API requests wait milliseconds at most.
+const BATCH: usize = 2048;
+
+fn ingest_loop(core: &Mutex<Core>, lanes: &Lanes, stop: &AtomicBool) {
     let mut idle_since = Instant::now();
     let mut drained = true;
     while !stop.load(Ordering::Relaxed) {
-        let first = match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(e) => e,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+        let first = match lanes.next(Duration::from_millis(100)) {
+            lanes::Next::Event(e) => e,
+            lanes::Next::Closed => break,
+            lanes::Next::Idle => {
                 let mut c = core.lock().unwrap_or_else(|p| p.into_inner());
                 // After a second without events, apply what waits in the reorder buffer so
                 // queries see it; while events flow, only commit.
@@ -407,12 +425,11 @@ fn ingest_loop(core: &Mutex<Core>, rx: &crossbeam_channel::Receiver<Event>, stop
                 drained |= drain;
                 continue;
             }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         };
         let mut c = core.lock().unwrap_or_else(|p| p.into_inner());
         c.ingest(first);
-        // A bounded batch per lock, so API requests wait milliseconds at most.
-        for ev in rx.try_iter().take(2048) {
+        // Critical events first, every batch: a bulk flood waits, an exec does not.
+        for ev in lanes.batch(BATCH) {
             c.ingest(ev);
         }
         idle_since = Instant::now();

@@ -29,10 +29,21 @@ impl<S: Store> std::fmt::Debug for Pipeline<S> {
 impl<S: Store> Pipeline<S> {
     /// Rebuild the graph from what `store` holds, then accept new events.
     pub fn open(store: S, cfg: GraphConfig) -> Result<Self, StoreError> {
+        Self::open_observing(store, cfg, &mut |_| {})
+    }
+
+    /// [`Pipeline::open`], showing every replayed event to `observe` first (in time order),
+    /// so other state of the node — its process index — is rebuilt by the same replay.
+    pub fn open_observing(
+        store: S,
+        cfg: GraphConfig,
+        observe: &mut dyn FnMut(&Event),
+    ) -> Result<Self, StoreError> {
         let reorder = Reorder::new(cfg.reorder_ns);
         let mut graph = Graph::new(cfg);
         // Stored rows come back in time order: apply directly, no reordering needed.
         store.replay(&mut |e| {
+            observe(&e);
             graph.apply(&e);
         })?;
         Ok(Pipeline {

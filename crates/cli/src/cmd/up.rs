@@ -137,6 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(doc, p)| (p.id, doc.clone()))
             .collect(),
+        ..Default::default()
     })?);
     let stats = Arc::new(Stats::default());
 
@@ -149,7 +150,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::thread::Builder::new()
             .name("causeway-agent".into())
             .spawn(move || {
-                let mut sink = |e| node.submit(e);
+                // The node counts what its lanes refuse, by lane and kind; reporting it to
+                // the agent too would count the same loss twice.
+                let mut sink = |e| {
+                    node.submit(e);
+                    true
+                };
                 let tx = ready_tx.clone();
                 let stop2 = Arc::clone(&stop);
                 let mut ready = move |r: Ready| {
@@ -193,6 +199,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "causeway: agent running, store at {}",
         args.data_dir.display()
     );
+    let reloader = reload_on_sighup(Arc::clone(&node), Arc::clone(&stop))?;
     let backend = Arc::new(node.backend(Some(Arc::clone(&stats))));
     let served = runtime()?.block_on(causeway_server::serve_with_shutdown(
         server_config(&args),
@@ -200,7 +207,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         until(Arc::clone(&stop)),
     ));
     stop.store(true, Ordering::Relaxed);
-    let _ = agent.join();
+    if agent.join().is_err() {
+        tracing::error!("the agent thread panicked");
+    }
+    if reloader.join().is_err() {
+        tracing::error!("the reload thread panicked");
+    }
     if let Ok(node) = Arc::try_unwrap(node) {
         node.shutdown();
     }
@@ -209,21 +221,52 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// SIGHUP reloads the rules (all or nothing; on any error the rules in force stay, and the
+/// error is logged and shown in health). The signal only raises a flag; the reload runs on
+/// this thread, outside the signal handler.
+fn reload_on_sighup(
+    node: Arc<Node>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))?;
+    Ok(std::thread::Builder::new()
+        .name("causeway-reload".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if hup.swap(false, Ordering::Relaxed) {
+                    match node.reload_rules() {
+                        Ok(n) => eprintln!("causeway: reloaded {n} rules"),
+                        Err(e) => eprintln!("causeway: reload failed, previous rules kept: {e}"),
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        })?)
+}
+
 /// `causeway server`: the API over a data directory, no agent.
 pub fn run_server(args: Args) -> anyhow::Result<ExitCode> {
     let stop = super::agent::stop_flag()?;
-    let node = Node::open(&NodeConfig {
+    let node = Arc::new(Node::open(&NodeConfig {
         data_dir: args.data_dir.clone(),
         rules: args.rules.clone(),
         ..Default::default()
-    })?;
+    })?);
+    let reloader = reload_on_sighup(Arc::clone(&node), Arc::clone(&stop))?;
     let backend = Arc::new(node.backend(None));
     let served = runtime()?.block_on(causeway_server::serve_with_shutdown(
         server_config(&args),
         backend,
-        until(stop),
+        until(Arc::clone(&stop)),
     ));
-    node.shutdown();
+    stop.store(true, Ordering::Relaxed);
+    if reloader.join().is_err() {
+        tracing::error!("the reload thread panicked");
+    }
+    if let Ok(node) = Arc::try_unwrap(node) {
+        node.shutdown();
+    }
     served?;
     Ok(ExitCode::SUCCESS)
 }
