@@ -13,6 +13,7 @@ use crate::types::*;
 use causeway_index::flow::{flow_key, norm_ip, FlowConfig, Side};
 use causeway_model::{Container, Event, Host, Kind, Process};
 use rustc_hash::FxHashMap;
+use std::sync::Arc;
 
 mod exec;
 
@@ -248,11 +249,11 @@ impl Graph {
             Kind::ProcessPtrace => {
                 let img = self.image_at(p, host, t);
                 if let Some(tg) = ev.target.as_ref().filter(|tg| !tg.id.is_empty()) {
-                    let tp = Process {
+                    let tp = Arc::new(Process {
                         id: tg.id.clone(),
                         pid: tg.pid,
                         ..Default::default()
-                    };
+                    });
                     let timg = self.image_at(&tp, host, t);
                     v = self.edge(img, timg, EdgeKind::Ptraced, t);
                 }
@@ -360,7 +361,7 @@ impl Graph {
     }
 
     /// The image `p` was running at `t`, created (and linked to its parent) if unseen.
-    fn image_at(&mut self, p: &Process, host: NodeId, t: i64) -> NodeId {
+    fn image_at(&mut self, p: &Arc<Process>, host: NodeId, t: i64) -> NodeId {
         // Hot path: look up by the borrowed id, allocate a key only for a new process.
         if !p.id.is_empty() {
             if let Some(n) = self
@@ -381,10 +382,10 @@ impl Graph {
         img
     }
 
-    fn new_image(&mut self, p: &Process, key: Box<str>, host: NodeId, start: i64) -> NodeId {
+    fn new_image(&mut self, p: &Arc<Process>, key: Box<str>, host: NodeId, start: i64) -> NodeId {
         let container = p.container.as_ref().map(|c| self.container_node(c));
         let img = self.push_node(NodeData::Process(Box::new(Image {
-            process: p.clone(),
+            process: Arc::clone(p),
             start,
             exit: None,
             exit_code: None,
@@ -501,7 +502,7 @@ impl Graph {
         }
     }
 
-    fn fork(&mut self, p: &Process, host: NodeId, t: i64) {
+    fn fork(&mut self, p: &Arc<Process>, host: NodeId, t: i64) {
         let key = Self::proc_key(p, host);
         let has = self.procs.get(&key).is_some_and(|e| !e.timeline.is_empty());
         if !has {

@@ -4,6 +4,7 @@
 use causeway_model::Process;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Index of a node in the graph.
 pub type NodeId = u32;
@@ -119,8 +120,9 @@ pub struct Run {
 /// A process image.
 #[derive(Debug, Clone)]
 pub struct Image {
-    /// The process as reported by the event that created the image.
-    pub process: Process,
+    /// The process as reported by the event that created the image (shared with that event
+    /// and the process index: no copy per image).
+    pub process: Arc<Process>,
     /// When the image began (exec time, or fork / first sight).
     pub start: i64,
     /// When the process exited, if seen.

@@ -388,6 +388,10 @@ impl Backend for NodeBackend {
         Ok(Vec::new())
     }
 
+    fn metrics(&self) -> Result<String, BackendError> {
+        Ok(crate::metrics::render(&self.core()))
+    }
+
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<IncidentUpdate> {
         self.updates.subscribe()
     }

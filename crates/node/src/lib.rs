@@ -14,6 +14,7 @@ mod backend;
 mod convert;
 mod lanes;
 pub mod losses;
+mod metrics;
 pub mod stages;
 
 pub use backend::NodeBackend;
@@ -86,6 +87,8 @@ pub fn load_rules(paths: &[PathBuf]) -> Result<Ruleset, NodeError> {
 #[derive(Debug, Default, Clone)]
 pub struct NodeCounters {
     pub events: u64,
+    /// Events received, indexed by [`Kind::code`].
+    pub received: [u64; Kind::MAX_CODE as usize + 1],
     pub flags: u64,
     pub suppressed_flags: u64,
     /// Events lost inside the node, by cause (`queue_full:<kind>`, `store_error`).
@@ -142,6 +145,9 @@ impl Core {
     /// updates, store).
     pub fn ingest(&mut self, mut ev: Event) {
         self.counters.events += 1;
+        if let Some(n) = self.counters.received.get_mut(usize::from(ev.kind.code())) {
+            *n += 1;
+        }
         self.counters.last_event = Some(ev.time);
         self.index.observe(&ev);
         let mut flags = Vec::new();

@@ -166,6 +166,23 @@ fn a_bulk_flood_is_shed_in_its_own_lane_and_the_attack_still_opens_an_incident()
         h.events_lost
     );
     assert!(critical > 0);
+    let m = node.backend(None).metrics().expect("metrics");
+    assert!(
+        m.contains(
+            "causeway_events_lost_total{stage=\"intake\",cause=\"queue_full\",kind=\"file.open\"}"
+        ),
+        "{m}"
+    );
+    let execs = attack
+        .iter()
+        .filter(|e| e.kind == Kind::ProcessExec)
+        .count();
+    assert!(
+        m.contains(&format!(
+            "causeway_events_received_total{{kind=\"process.exec\"}} {execs}\n"
+        )),
+        "{m}"
+    );
     node.shutdown();
 }
 

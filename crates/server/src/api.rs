@@ -370,12 +370,13 @@ pub fn render_metrics(h: &Health) -> String {
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let h = call(&state, |b| b.health()).await?;
+    let more = call(&state, |b| b.metrics()).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render_metrics(&h),
+        render_metrics(&h) + &more,
     )
         .into_response())
 }

@@ -120,6 +120,13 @@ pub trait Backend: Send + Sync + 'static {
     /// The loaded policies (may be empty).
     fn policies(&self) -> Result<Vec<PolicyInfo>, BackendError>;
 
+    /// Further Prometheus text exposition lines of the backend's own counters (pipeline
+    /// stages, losses by stage and cause, the process index, sinks); appended to
+    /// `/metrics` after the health counters.
+    fn metrics(&self) -> Result<String, BackendError> {
+        Ok(String::new())
+    }
+
     /// Live updates: every new incident and every incident that grew. Each subscriber gets
     /// its own receiver; a slow subscriber loses old updates (it is told, and the UI reloads).
     fn subscribe(&self) -> broadcast::Receiver<IncidentUpdate>;

@@ -1,6 +1,6 @@
 //! Graph + store benchmark on a synthetic workload.
 //!
-//! `cargo run --release -p causeway-store --example bench -- [EVENTS] [--persist] [--unreduced]`
+//! `cargo run --release -p causeway-store --example store_bench -- [EVENTS] [--persist] [--unreduced]`
 //!
 //! Workload: 4 hosts; 40 long-lived daemons per host that keep writing their own logs,
 //! reading their configs and connecting to a database daemon on another host (mirrored
