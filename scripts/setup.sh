@@ -1,19 +1,33 @@
 #!/usr/bin/env bash
-# Install what building and testing Causeway needs on a Debian 12 machine (idempotent).
-# Runs as root (apt-get). Skips packages that are already installed, so a second run is fast.
+# Install what building (and, with `test`, testing) Causeway needs on a Debian 12 machine,
+# as root (no sudo: a minimal Debian has none). Idempotent: installed packages are skipped.
+#   scripts/setup.sh          build and run: the BPF toolchain, the C libraries, the web UI
+#   scripts/setup.sh test     also what only the tests need (containers, browser, qemu, ...)
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-need=(clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make gcc
-      runc busybox-static util-linux iproute2 chromium qemu-system-x86 cpio curl)
+build=(clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make gcc)
+# Tests only: real containers (runc), the BPF-LSM guest (qemu, cpio, busybox), the browser
+# tests (chromium), network namespaces (iproute2), the fuzzers' helpers (curl).
+testing=(runc busybox-static util-linux iproute2 chromium qemu-system-x86 cpio curl)
+
+need=("${build[@]}")
+if [[ "${1:-}" == "test" ]]; then
+  need+=("${testing[@]}")
+fi
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: run as root to install ${missing[*]}" >&2
+    exit 1
+  fi
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "${missing[@]}"
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one command that runs Causeway on this host: installs what is needed, builds the UI and
-# the binary, then starts `causeway up` (agent + backend + UI on the embedded store).
+# The one command that runs Causeway on this host, as root: installs what building and
+# running needs (not the test tools), builds the UI and the binary, then starts `causeway up`
+# (agent + backend + UI on the embedded store). Extra arguments go to `causeway up`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -5,7 +5,6 @@
 //! generated as `include_bytes!` lines so the assets are compiled in, with no runtime lookup
 //! on disk. `CAUSEWAY_UI_DIST` overrides the directory.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) {
@@ -39,11 +38,10 @@ fn main() {
     let mut code = String::from("pub static ASSETS: &[(&str, &[u8])] = &[\n");
     for (rel, path) in &files {
         let abs = path.canonicalize().unwrap_or_else(|_| path.clone());
-        let _ = writeln!(
-            code,
-            "    ({rel:?}, include_bytes!({:?})),",
+        code.push_str(&format!(
+            "    ({rel:?}, include_bytes!({:?})),\n",
             abs.display().to_string()
-        );
+        ));
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default()).join("ui_assets.rs");

@@ -66,7 +66,8 @@ struct AgentResult {
 fn start_agent(bin: &Path, dir: &Path, extra: &[&str]) -> Result<AgentRun> {
     let out = dir.join("events.jsonl");
     let ready = dir.join("ready");
-    let _ = std::fs::remove_file(&ready);
+    // A leftover from an earlier run may or may not exist.
+    std::fs::remove_file(&ready).ok();
     let child = Command::new(bin)
         .args(["agent", "--no-snapshot", "--output"])
         .arg(&out)

@@ -3,20 +3,27 @@
 //! so workload strings (paths with spaces, quotes or control bytes) stay data.
 
 use crate::{Action, NetRule, Peer, Policy, PortSpec, ProcessNode, Selector};
-use std::fmt::Write;
+
+/// Append one line to the output (writing to a `String` cannot fail).
+macro_rules! put {
+    ($o:expr, $($arg:tt)*) => {{
+        $o.push_str(&format!($($arg)*));
+        $o.push('\n');
+    }};
+}
 
 /// Render a policy. [`crate::load_str`] reads the result back to an equal policy.
 pub fn to_yaml(p: &Policy) -> String {
     let mut o = String::new();
     o.push_str("apiVersion: causeway/v1\nkind: Policy\nmetadata:\n");
-    let _ = writeln!(o, "  name: {}", scalar(&p.name));
+    put!(o, "  name: {}", scalar(&p.name));
     if !p.description.is_empty() {
-        let _ = writeln!(o, "  description: {}", scalar(&p.description));
+        put!(o, "  description: {}", scalar(&p.description));
     }
     if !p.labels.is_empty() {
         o.push_str("  labels:\n");
         for (k, v) in &p.labels {
-            let _ = writeln!(o, "    {}: {}", scalar(k), scalar(v));
+            put!(o, "    {}: {}", scalar(k), scalar(v));
         }
     }
     o.push_str("spec:\n  selector:\n");
@@ -25,8 +32,8 @@ pub fn to_yaml(p: &Policy) -> String {
         Selector::Container(v) => ("container", v),
         Selector::Service(v) => ("service", v),
     };
-    let _ = writeln!(o, "    {k}: {}", scalar(v));
-    let _ = writeln!(o, "  mode: {}", p.mode.as_str());
+    put!(o, "    {k}: {}", scalar(v));
+    put!(o, "  mode: {}", p.mode.as_str());
     if p.process_policy.is_empty() {
         o.push_str("  processPolicy: []\n");
     } else {
@@ -46,15 +53,15 @@ pub fn to_yaml(p: &Policy) -> String {
 
 fn node(o: &mut String, n: &ProcessNode, ind: usize) {
     let pad = " ".repeat(ind);
-    let _ = writeln!(o, "{pad}- id: {}", scalar(&n.id));
-    let _ = writeln!(o, "{pad}  name: {}", scalar(&n.name));
-    let _ = writeln!(o, "{pad}  exe: {}", list(&n.exe));
-    let _ = writeln!(o, "{pad}  euser: {}", list(&n.euser));
+    put!(o, "{pad}- id: {}", scalar(&n.id));
+    put!(o, "{pad}  name: {}", scalar(&n.name));
+    put!(o, "{pad}  exe: {}", list(&n.exe));
+    put!(o, "{pad}  euser: {}", list(&n.euser));
     if !n.listen.is_empty() {
-        let _ = writeln!(o, "{pad}  listen: {}", ports(&n.listen));
+        put!(o, "{pad}  listen: {}", ports(&n.listen));
     }
     if !n.children.is_empty() {
-        let _ = writeln!(o, "{pad}  children:");
+        put!(o, "{pad}  children:");
         for c in &n.children {
             node(o, c, ind + 4);
         }
@@ -63,10 +70,10 @@ fn node(o: &mut String, n: &ProcessNode, ind: usize) {
 
 fn rules(o: &mut String, key: &str, peer_key: &str, rs: &[NetRule]) {
     if rs.is_empty() {
-        let _ = writeln!(o, "    {key}: []");
+        put!(o, "    {key}: []");
         return;
     }
-    let _ = writeln!(o, "    {key}:");
+    put!(o, "    {key}:");
     for r in rs {
         let peers: Vec<String> = r
             .peers
@@ -76,28 +83,28 @@ fn rules(o: &mut String, key: &str, peer_key: &str, rs: &[NetRule]) {
                 Peer::DnsSelector(names) => format!("{{dnsSelector: {}}}", list(names)),
             })
             .collect();
-        let _ = writeln!(o, "      - {peer_key}: [{}]", peers.join(", "));
-        let _ = writeln!(o, "        ports: {}", ports(&r.ports));
-        let _ = writeln!(o, "        processes: {}", list(&r.processes));
+        put!(o, "      - {peer_key}: [{}]", peers.join(", "));
+        put!(o, "        ports: {}", ports(&r.ports));
+        put!(o, "        processes: {}", list(&r.processes));
     }
 }
 
 fn actions(o: &mut String, key: &str, acts: &[Action]) {
     if acts.is_empty() {
-        let _ = writeln!(o, "    {key}: []");
+        put!(o, "    {key}: []");
         return;
     }
-    let _ = writeln!(o, "    {key}:");
+    put!(o, "    {key}:");
     for a in acts {
         match a {
             Action::MakeRedFlag { severity } => {
-                let _ = writeln!(o, "      - makeRedFlag: {{severity: {}}}", scalar(severity));
+                put!(o, "      - makeRedFlag: {{severity: {}}}", scalar(severity));
             }
             Action::AgentKillProcess { exe } if exe.is_empty() => {
-                let _ = writeln!(o, "      - agentKillProcess: {{}}");
+                put!(o, "      - agentKillProcess: {{}}");
             }
             Action::AgentKillProcess { exe } => {
-                let _ = writeln!(
+                put!(
                     o,
                     "      - agentKillProcess: {{processSelector: {{exe: {}}}}}",
                     list(exe)
@@ -135,7 +142,7 @@ pub fn scalar(s: &str) -> String {
             '\t' => q.push_str("\\t"),
             '\r' => q.push_str("\\r"),
             c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
-                let _ = write!(q, "\\u{:04x}", u32::from(c));
+                q.push_str(&format!("\\u{:04x}", u32::from(c)));
             }
             c => q.push(c),
         }

@@ -339,7 +339,10 @@ impl Probes {
                 last_tick = Instant::now();
             }
         }
-        let _ = rb.consume();
+        // The final drain after stop: what it cannot read is lost with the ring anyway.
+        if let Err(e) = rb.consume() {
+            tracing::debug!("final ring buffer consume: {e}");
+        }
         on_tick(self);
         Ok(())
     }
