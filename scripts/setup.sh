@@ -4,7 +4,8 @@
 set -euo pipefail
 
 need=(clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make gcc
-      runc busybox-static util-linux iproute2 chromium qemu-system-x86 cpio curl)
+      runc busybox-static util-linux iproute2 chromium qemu-system-x86 cpio curl
+      rsyslog)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
