@@ -357,6 +357,21 @@ impl Exports {
     }
 }
 
+impl Drop for Exports {
+    /// Dropped without `shutdown` (e.g. on an error path): stop at once. Every sink counts
+    /// what it still held as `shutdown` and its thread ends on its own; nothing waits here.
+    fn drop(&mut self) {
+        let now = Instant::now();
+        for h in &mut self.sinks {
+            if h.tx.is_some() {
+                *h.shared.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+                h.tx = None;
+                h.wake = None;
+            }
+        }
+    }
+}
+
 const GRACE: Duration = Duration::from_millis(200);
 
 /// A small xorshift generator for backoff jitter, seeded from the process's random hasher

@@ -365,6 +365,13 @@ impl Sink for SyslogSink {
     }
 
     fn deliver(&mut self, batch: &[String]) -> Result<(), DeliveryError> {
+        if let Conn::Tcp(s) = &self.conn {
+            if peer_closed(s) {
+                // A write to a connection the receiver closed would still succeed once
+                // (the kernel buffers it before the reset comes back) and be lost.
+                self.conn = Conn::None;
+            }
+        }
         if matches!(self.conn, Conn::None) {
             self.connect()?;
         }
@@ -389,6 +396,21 @@ impl Sink for SyslogSink {
             DeliveryError::retryable(format!("syslog send failed: {e}")).with_source(e)
         })
     }
+}
+
+/// Whether the receiver closed (or reset) the connection. Syslog receivers never send,
+/// so any readable state is an end of stream or an error.
+fn peer_closed(s: &TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    if s.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let closed = match s.peek(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    closed || s.set_nonblocking(false).is_err()
 }
 
 #[cfg(test)]

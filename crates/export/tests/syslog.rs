@@ -7,160 +7,9 @@
 mod support;
 
 use causeway_export::{ExportConfig, Exports, QueueConfig, RetryPolicy, SyslogConfig, SD_ID};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::rsyslog::{rsyslogd, Rsyslog};
 use support::*;
-
-fn rsyslogd() -> Option<PathBuf> {
-    for p in ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"] {
-        if Path::new(p).exists() {
-            return Some(p.into());
-        }
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("rsyslogd not found and CI=true forbids skipping (apt-get install rsyslog)");
-    }
-    eprintln!("SKIP: rsyslogd not found (apt-get install rsyslog)");
-    None
-}
-
-struct Rsyslog {
-    child: Child,
-    out: PathBuf,
-    udp: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Rsyslog {
-    /// Write the configuration; `start` runs it.
-    fn configure() -> (tempfile::TempDir, PathBuf, PathBuf, u16, u16) {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("out.jsonl");
-        let (udp, tcp) = (free_udp_port(), free_port());
-        let conf = dir.path().join("rsyslog.conf");
-        let q = |p: &str| format!("constant(value=\"\\\",\\\"{p}\\\":\\\"\")");
-        let mut t = String::from("constant(value=\"{\\\"pri\\\":\\\"\") property(name=\"pri\")\n");
-        for (k, prop) in [
-            ("facility", "syslogfacility-text"),
-            ("severity", "syslogseverity-text"),
-            ("version", "protocol-version"),
-            ("timestamp", "timereported"),
-            ("hostname", "hostname"),
-            ("app", "app-name"),
-            ("procid", "procid"),
-            ("msgid", "msgid"),
-            ("sd", "structured-data"),
-            ("msg", "msg"),
-            ("input", "inputname"),
-        ] {
-            let fmt = if k == "timestamp" {
-                " dateFormat=\"rfc3339\""
-            } else {
-                ""
-            };
-            t.push_str(&format!(
-                "{} property(name=\"{prop}\" format=\"json\"{fmt})\n",
-                q(k)
-            ));
-        }
-        t.push_str("constant(value=\"\\\",\\\"parsed\\\":\") property(name=\"$!rfc5424-sd\")\n");
-        t.push_str("constant(value=\"}\\n\")\n");
-        std::fs::write(
-            &conf,
-            format!(
-                r#"global(workDirectory="{dir}" maxMessageSize="64k")
-module(load="imudp")
-module(load="imtcp")
-module(load="mmpstrucdata")
-template(name="asjson" type="list") {{
-{t}}}
-ruleset(name="test") {{
-  action(type="mmpstrucdata")
-  action(type="omfile" file="{out}" template="asjson")
-}}
-input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="test")
-input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="test")
-"#,
-                dir = dir.path().display(),
-                out = out.display(),
-            ),
-        )
-        .unwrap();
-        (dir, conf, out, udp, tcp)
-    }
-
-    fn start(
-        bin: &Path,
-        dir: tempfile::TempDir,
-        conf: PathBuf,
-        out: PathBuf,
-        udp: u16,
-        tcp: u16,
-    ) -> Rsyslog {
-        let child = Command::new(bin)
-            .arg("-n")
-            .arg("-f")
-            .arg(&conf)
-            .arg("-i")
-            .arg(dir.path().join("rsyslogd.pid"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn rsyslogd");
-        // Ready when the TCP input accepts connections.
-        let t0 = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", tcp)).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "rsyslogd did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Rsyslog {
-            child,
-            out,
-            udp,
-            _dir: dir,
-        }
-    }
-
-    /// Lines rsyslog wrote, parsed; waits for at least `n`.
-    fn lines(&self, n: usize) -> Vec<serde_json::Value> {
-        let t0 = Instant::now();
-        loop {
-            let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-            let v: Vec<serde_json::Value> = text
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-                .collect();
-            if v.len() >= n {
-                return v;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "only {} of {n} lines arrived: {text}",
-                v.len()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Rsyslog {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn syslog(url: String) -> ExportConfig {
     let mut s = SyslogConfig::new(url);
@@ -186,7 +35,8 @@ fn by_msgid<'a>(lines: &'a [serde_json::Value], input: &str) -> Vec<&'a serde_js
 #[test]
 fn incidents_and_flags_reach_rsyslog_over_udp_and_tcp() {
     let Some(bin) = rsyslogd() else { return };
-    let (dir, conf, out, udp, tcp) = Rsyslog::configure();
+    let mut rs = Rsyslog::configure(bin);
+    let tcp = rs.tcp;
     // The TCP sink starts before rsyslog is up: its first attempts are refused, then it
     // reconnects.
     let tcp_ex = Exports::start(syslog(format!("tcp://127.0.0.1:{tcp}"))).unwrap();
@@ -198,7 +48,7 @@ fn incidents_and_flags_reach_rsyslog_over_udp_and_tcp() {
         "{:?}",
         tcp_ex.stats()
     );
-    let rs = Rsyslog::start(&bin, dir, conf, out, udp, tcp);
+    rs.start();
     let udp_ex = Exports::start(syslog(format!("udp://127.0.0.1:{}", rs.udp))).unwrap();
     udp_ex.offer(&out_incident(7, true));
     let big = "x".repeat(10_000);
@@ -287,4 +137,36 @@ fn incidents_and_flags_reach_rsyslog_over_udp_and_tcp() {
     );
     let total = b["sd"].as_str().unwrap().len() + b["msg"].as_str().unwrap().len();
     assert!(total < 2048, "{total}");
+}
+
+/// rsyslog restarts while flags keep coming over TCP: the sink notices the closed
+/// connection, retries while nobody listens, reconnects, and nothing is lost or doubled.
+#[test]
+fn tcp_survives_a_receiver_restart() {
+    let Some(bin) = rsyslogd() else { return };
+    let mut rs = Rsyslog::configure(bin);
+    rs.start();
+    let ex = Exports::start(syslog(format!("tcp://127.0.0.1:{}", rs.tcp))).unwrap();
+    for n in 0..50 {
+        ex.offer(&out_flag(n, "/etc/shadow"));
+    }
+    rs.lines(50);
+    rs.stop();
+    for n in 50..100 {
+        ex.offer(&out_flag(n, "/etc/shadow"));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    rs.start();
+    let lines = rs.lines(100);
+    let report = ex.shutdown(Duration::from_secs(5));
+    let mut pids: Vec<u64> = lines
+        .iter()
+        .map(|l| l["parsed"][SD_ID]["pid"].as_str().unwrap().parse().unwrap())
+        .collect();
+    pids.sort();
+    assert_eq!(pids, (4000..4100).collect::<Vec<_>>());
+    let s = &report.sinks[0];
+    assert_eq!((s.delivered, s.lost.total()), (100, 0), "{s:?}");
+    assert!(s.failed_attempts >= 1, "the restart was noticed: {s:?}");
 }

@@ -2,6 +2,8 @@
 //! real HTTP receiver (axum/hyper) that records what it got and answers as told.
 #![allow(dead_code)]
 
+pub mod rsyslog;
+
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use causeway_export::Output;
