@@ -19,7 +19,7 @@
 //! failures are retried, other answers make the batch a dead letter.
 
 use crate::config::{parse_url, ExportError, OtlpConfig};
-use crate::output::{Accepts, Event, Flag, Incident, Output, Severity};
+use crate::output::{rule_ids, Accepts, Event, Flag, Incident, Output, Severity};
 use crate::runner::{DeliveryError, EncodeError, Sink};
 use causeway_model::timefmt::Timestamp;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -107,14 +107,14 @@ fn severity_number(s: Severity) -> SeverityNumber {
     }
 }
 
+/// OTLP times are unsigned nanoseconds where 0 means "unknown": a time before 1970 (a
+/// broken clock) is sent as unknown rather than as a wrapped value.
 fn nanos(t: Timestamp) -> u64 {
     u64::try_from(t.0).unwrap_or(0)
 }
 
 fn incident_record(i_: &Incident, change: &str) -> LogRecord {
-    let mut rules: Vec<String> = i_.flags.iter().map(|f| f.rule_id.clone()).collect();
-    rules.sort_unstable();
-    rules.dedup();
+    let rules: Vec<String> = rule_ids(i_).into_iter().map(String::from).collect();
     let mut attrs = vec![
         s("causeway.kind", "incident"),
         s("causeway.incident.id", &*i_.id),

@@ -70,3 +70,11 @@ pub(crate) fn output_json(output: &Output) -> Result<serde_json::Value, serde_js
         }),
     })
 }
+
+/// The distinct rule ids of an incident's flags, sorted.
+pub(crate) fn rule_ids(i: &Incident) -> Vec<&str> {
+    let mut r: Vec<&str> = i.flags.iter().map(|f| f.rule_id.as_str()).collect();
+    r.sort_unstable();
+    r.dedup();
+    r
+}

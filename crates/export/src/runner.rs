@@ -11,13 +11,19 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// A failed delivery. `retryable` says whether the same batch may succeed later (the
-/// receiver is down, overloaded or slow) or never will (it refused the content).
+/// A failed delivery. `retryable` says whether the rest of the batch may succeed later
+/// (the receiver is down, overloaded or slow) or never will (it refused the content).
+/// `done` is how many leading messages of the batch were delivered before the failure:
+/// they are counted as delivered and not sent again. `one_message` says the failure is
+/// about the message at `done` alone (one request per message): a permanent failure then
+/// makes only that message a dead letter and the rest of the batch is still sent.
 #[derive(Debug, thiserror::Error)]
 #[error("{reason}")]
 pub struct DeliveryError {
     pub retryable: bool,
     pub reason: String,
+    pub done: usize,
+    pub one_message: bool,
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -27,6 +33,8 @@ impl DeliveryError {
         DeliveryError {
             retryable: true,
             reason: reason.into(),
+            done: 0,
+            one_message: false,
             source: None,
         }
     }
@@ -35,8 +43,18 @@ impl DeliveryError {
         DeliveryError {
             retryable: false,
             reason: reason.into(),
+            done: 0,
+            one_message: false,
             source: None,
         }
+    }
+
+    /// Say that the first `done` messages of the batch were delivered and that this
+    /// failure concerns message `done` alone.
+    pub fn at_message(mut self, done: usize) -> Self {
+        self.done = done;
+        self.one_message = true;
+        self
     }
 
     pub fn with_source(mut self, e: impl std::error::Error + Send + Sync + 'static) -> Self {
@@ -65,7 +83,8 @@ pub trait Sink: Send + 'static {
     fn accepts(&self) -> Accepts;
     /// Encode one output. Runs once per output, so ids chosen here stay the same on retry.
     fn encode(&mut self, output: &Output) -> Result<Self::Message, EncodeError>;
-    /// Deliver a batch, all or nothing as far as the runner is concerned.
+    /// Deliver a batch. On failure the runner retries the messages after
+    /// [`DeliveryError::done`] (the whole batch when the sink cannot tell).
     fn deliver(&mut self, batch: &[Self::Message]) -> Result<(), DeliveryError>;
     /// Called once when the runner stops (flush files, close connections).
     fn close(&mut self) -> Result<(), DeliveryError> {
@@ -194,6 +213,8 @@ struct Handle {
     tx: Option<Sender<Output>>,
     /// Dropped at shutdown to cut a backoff sleep short.
     wake: Option<Sender<()>>,
+    /// A second end of the queue, never read: only for its length.
+    probe: Receiver<Output>,
     done: Receiver<()>,
     thread: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
@@ -205,7 +226,7 @@ impl Handle {
         SinkStats {
             sink: self.name,
             capacity: self.capacity,
-            queued: self.tx.as_ref().map_or(0, |t| t.len()),
+            queued: self.probe.len(),
             accepted: c.accepted.load(Relaxed),
             delivered: c.delivered.load(Relaxed),
             failed_attempts: c.failed_attempts.load(Relaxed),
@@ -261,6 +282,7 @@ impl Exports {
             counters: Counters::default(),
             deadline: Mutex::new(None),
         });
+        let probe = rx.clone();
         let worker = Worker {
             sink,
             rx,
@@ -284,6 +306,7 @@ impl Exports {
             capacity,
             tx: Some(tx),
             wake: Some(wake_tx),
+            probe,
             done: done_rx,
             thread: Some(thread),
             shared,
@@ -466,20 +489,43 @@ impl<S: Sink> Worker<S> {
     /// Deliver one batch with retries; count the outcome.
     fn deliver(&mut self, batch: &[S::Message]) {
         let name = self.sink.name();
-        let n = batch.len() as u64;
         let c = &self.shared.counters;
+        let mut rest = batch;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let err = match self.sink.deliver(batch) {
+            let err = match self.sink.deliver(rest) {
                 Ok(()) => {
-                    c.delivered.fetch_add(n, Relaxed);
-                    deliveries(name, "delivered", n);
+                    c.delivered.fetch_add(rest.len() as u64, Relaxed);
+                    deliveries(name, "delivered", rest.len() as u64);
                     return;
                 }
                 Err(e) => e,
             };
+            let done = err.done.min(rest.len());
+            if done > 0 {
+                c.delivered.fetch_add(done as u64, Relaxed);
+                deliveries(name, "delivered", done as u64);
+                rest = &rest[done..];
+                // Progress shows the receiver works: the rest gets a full set of attempts.
+                attempt = 1;
+            }
+            let n = rest.len() as u64;
+            if n == 0 {
+                return;
+            }
             c.failed_attempts.fetch_add(1, Relaxed);
+            if !err.retryable && err.one_message {
+                deliveries(name, "failed", 1);
+                tracing::warn!(sink = name, error = %err, "message refused (dead letter)");
+                c.lose(name, LossCause::DeadLetter, 1);
+                rest = &rest[1..];
+                attempt = 0;
+                if rest.is_empty() {
+                    return;
+                }
+                continue;
+            }
             deliveries(name, "failed", n);
             if !err.retryable || attempt >= self.retry.max_attempts.max(1) {
                 tracing::warn!(sink = name, attempts = attempt, error = %err,

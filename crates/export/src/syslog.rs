@@ -14,12 +14,14 @@
 //!
 //! A message longer than the configured bound is rebuilt with shorter values, and if still
 //! too long dropped as `encode_error`. TCP reconnects on the next attempt after any
-//! failure; a batch is written in one go, so a failure may resend some messages. UDP
+//! failure, and before writing checks that the receiver has not closed the connection
+//! (a write into a closed connection would succeed once and be lost); a batch is written
+//! in one go, so a failure may resend some messages. UDP
 //! cannot know about loss in the network: only local send errors (including the refusal
 //! reported by ICMP) are seen and retried.
 
 use crate::config::{parse_url, ExportError, SyslogConfig, SyslogTransport};
-use crate::output::{Accepts, Event, Flag, Incident, Output, Severity};
+use crate::output::{rule_ids, Accepts, Event, Flag, Incident, Output, Severity};
 use crate::runner::{DeliveryError, EncodeError, Sink};
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -225,9 +227,10 @@ fn header_field(s: &str, max: usize) -> String {
     }
 }
 
-/// Escape a PARAM-VALUE (§6.3.3) and bound it to `max` bytes of the *unescaped* text, cut
-/// at a character boundary. Control characters become `\xNN`... written with the escaped
-/// backslash, so a receiver that unescapes reads `\xNN` exactly as the event form has it.
+/// Escape a PARAM-VALUE (§6.3.3) and bound it to `max` bytes of the unescaped text, cut at
+/// a character boundary. A control character becomes the text `\xNN` (its backslash
+/// escaped in turn), so a receiver that unescapes reads `\xNN`, the form Causeway uses for
+/// bytes it cannot show.
 fn sd_escape_into(out: &mut String, v: &str, max: usize) {
     let mut used = 0;
     for c in v.chars() {
@@ -268,19 +271,13 @@ fn push_text(out: &mut String, text: &str, room: usize) {
 type Fields = Vec<(&'static str, String)>;
 
 fn incident_fields(i: &Incident, change: &str) -> (Fields, String) {
-    let rules: Vec<&str> = {
-        let mut r: Vec<&str> = i.flags.iter().map(|f| f.rule_id.as_str()).collect();
-        r.sort_unstable();
-        r.dedup();
-        r
-    };
     let p = vec![
         ("kind", "incident".to_string()),
         ("change", change.to_string()),
         ("incident_id", i.id.clone()),
         ("score", i.score.to_string()),
         ("severity", i.severity.as_str().to_string()),
-        ("rules", rules.join(",")),
+        ("rules", rule_ids(i).join(",")),
         ("techniques", i.techniques.join(",")),
         ("tactics", i.tactics.join(",")),
         ("root_pid", i.root.pid.to_string()),
@@ -348,9 +345,10 @@ impl Sink for SyslogSink {
     }
 
     fn encode(&mut self, output: &Output) -> Result<String, EncodeError> {
-        let m = self.build(output, MAX_VALUE)?;
-        if m.len() < self.max_message {
-            return Ok(m);
+        if let Ok(m) = self.build(output, MAX_VALUE) {
+            if m.len() <= self.max_message {
+                return Ok(m);
+            }
         }
         // Too long: keep every field, shorter; the text shrinks to what is left.
         let m = self.build(output, SHORT_VALUE)?;
@@ -376,9 +374,17 @@ impl Sink for SyslogSink {
             self.connect()?;
         }
         let r = match &mut self.conn {
-            Conn::Udp(s) => batch
-                .iter()
-                .try_for_each(|m| s.send(m.as_bytes()).map(|_| ())),
+            Conn::Udp(s) => {
+                for (done, m) in batch.iter().enumerate() {
+                    if let Err(e) = s.send(m.as_bytes()) {
+                        self.conn = Conn::None;
+                        return Err(DeliveryError::retryable(format!("syslog send failed: {e}"))
+                            .at_message(done)
+                            .with_source(e));
+                    }
+                }
+                Ok(())
+            }
             Conn::Tcp(s) => {
                 let mut buf = Vec::with_capacity(batch.iter().map(|m| m.len() + 8).sum());
                 for m in batch {
@@ -434,5 +440,38 @@ mod tests {
         let mut t = String::new();
         push_text(&mut t, "x\ny", 100);
         assert_eq!(t, "x\\x0ay");
+    }
+
+    #[test]
+    fn long_fields_are_shortened_to_fit() {
+        let mut cfg = SyslogConfig::new("udp://127.0.0.1:514");
+        cfg.hostname = Some("h".into());
+        let mut sink = SyslogSink::new(&cfg).unwrap();
+        let long = "é".repeat(5_000);
+        let flag = Flag {
+            rule_id: long.clone(),
+            title: long.clone(),
+            severity: Severity::Low,
+            techniques: vec![long.clone(); 3],
+            tactic: long.clone(),
+            time: causeway_model::timefmt::Timestamp(0),
+            kind: causeway_model::Kind::FileOpen,
+            host: long.clone(),
+            process_id: long.clone(),
+            pid: 1,
+            exe: long.clone(),
+            object: long.clone(),
+            message: long.clone(),
+            suppressed_by: Some(long.clone()),
+        };
+        let m = sink
+            .encode(&Output::Flag(std::sync::Arc::new(flag)))
+            .unwrap();
+        assert!(m.len() <= 2048, "{}", m.len());
+        assert!(m.starts_with("<133>1 1970-01-01T00:00:00.000000Z "), "{m}");
+        let sd_end = m.rfind("\"] ").unwrap();
+        assert!(m[sd_end..].len() > 3, "some text is left");
+        // Every value was cut to the short bound, at a character boundary.
+        assert!(m.contains(&format!("exe=\"{}\"", "é".repeat(SHORT_VALUE / 2))));
     }
 }

@@ -159,10 +159,9 @@ impl Sink for WebhookSink {
     }
 
     fn deliver(&mut self, batch: &[WebhookMessage]) -> Result<(), DeliveryError> {
-        // The runner hands batches; a webhook request carries one message, and a batch is
-        // sent in order, failing at the first message that fails (earlier ones may then be
-        // sent again: receivers deduplicate by `webhook-id`).
-        for m in batch {
+        // A webhook request carries one message: a batch is sent in order and stops at the
+        // first failure, telling the runner how many went through.
+        for (done, m) in batch.iter().enumerate() {
             let ts = Timestamp::now().0.div_euclid(1_000_000_000);
             let sig = self.secret.sign(&m.id, ts, &m.body);
             let ts = ts.to_string();
@@ -176,7 +175,8 @@ impl Sink for WebhookSink {
                     ("webhook-signature", &sig),
                 ],
                 &m.body,
-            )?;
+            )
+            .map_err(|e| e.at_message(done))?;
         }
         Ok(())
     }

@@ -242,3 +242,37 @@ fn bad_configuration_is_reported_clearly() {
     .unwrap_err();
     assert!(e.to_string().contains("cannot read the secret file"), "{e}");
 }
+
+/// In a batch, a message refused for good does not take the others with it, and those
+/// delivered before it are not sent again.
+#[test]
+fn one_refused_message_in_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(0, |_, r| {
+        if String::from_utf8_lossy(&r.body).contains("\"inc-2\"") {
+            422
+        } else {
+            200
+        }
+    });
+    let queue = QueueConfig {
+        retry: fast_retry(5),
+        ..Default::default()
+    };
+    let ex = Exports::start(cfg(rx.url("/"), secret_file(&dir), queue)).unwrap();
+    for n in 1..=3 {
+        ex.offer(&out_incident(n, true));
+    }
+    let report = ex.shutdown(Duration::from_secs(5));
+    let s = &report.sinks[0];
+    assert_eq!(
+        (s.delivered, s.lost.dead_letter, s.failed_attempts),
+        (2, 1, 1)
+    );
+    let ids: Vec<String> = rx
+        .requests()
+        .iter()
+        .map(|r| verify(r).1["data"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["inc-1", "inc-2", "inc-3"]);
+}
