@@ -6,11 +6,14 @@ use crate::runner::DeliveryError;
 use std::time::Duration;
 use ureq::Agent;
 
-/// An agent with a whole-request timeout that returns 4xx/5xx as answers, not errors.
+/// An agent with a whole-request timeout that returns 4xx/5xx as answers, not errors, and
+/// does not follow redirects (a redirected POST would lose its body or its signature's
+/// meaning; a 3xx is a configuration error and is not retried).
 pub(crate) fn agent(timeout: Duration) -> Agent {
     let config = Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
+        .max_redirects(0)
         .build();
     Agent::new_with_config(config)
 }

@@ -184,6 +184,18 @@ impl Counters {
     }
 }
 
+/// Help texts for the counters (shown by exporters such as Prometheus').
+fn describe_metrics() {
+    metrics::describe_counter!(
+        "causeway_events_lost_total",
+        "Outputs lost, by stage, sink and cause (queue_full, dead_letter, encode_error, shutdown)"
+    );
+    metrics::describe_counter!(
+        "causeway_sink_deliveries_total",
+        "Outputs per delivery outcome (delivered; failed counts each failed attempt)"
+    );
+}
+
 fn deliveries(sink: &'static str, status: &'static str, n: u64) {
     metrics::counter!("causeway_sink_deliveries_total", "sink" => sink, "status" => status)
         .increment(n);
@@ -254,6 +266,7 @@ impl Exports {
     /// Start the configured sinks. Configuration errors (URLs, secret, file) are reported
     /// here; an unreachable receiver is not an error (the sink retries and counts).
     pub fn start(cfg: ExportConfig) -> Result<Exports, ExportError> {
+        describe_metrics();
         let mut ex = Exports::default();
         if let Some(c) = cfg.webhook {
             ex.spawn(crate::webhook::WebhookSink::new(&c)?, &c.queue)?;
