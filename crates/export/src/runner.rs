@@ -152,6 +152,8 @@ pub struct SinkStats {
     /// Delivery attempts that failed (each retry of a batch counts).
     pub failed_attempts: u64,
     pub lost: Losses,
+    /// The latest failure, until a delivery succeeds again.
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -207,9 +209,14 @@ struct Shared {
     counters: Counters,
     /// Set by `shutdown`: past it, the thread stops retrying and counts what is left.
     deadline: Mutex<Option<Instant>>,
+    last_error: Mutex<Option<String>>,
 }
 
 impl Shared {
+    fn set_error(&self, e: Option<String>) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e;
+    }
+
     fn deadline(&self) -> Option<Instant> {
         // A poisoned lock only means another thread panicked while holding it; the value
         // (an Instant) is still valid.
@@ -243,6 +250,12 @@ impl Handle {
             delivered: c.delivered.load(Relaxed),
             failed_attempts: c.failed_attempts.load(Relaxed),
             lost: c.losses(),
+            last_error: self
+                .shared
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 }
@@ -294,6 +307,7 @@ impl Exports {
         let shared = Arc::new(Shared {
             counters: Counters::default(),
             deadline: Mutex::new(None),
+            last_error: Mutex::new(None),
         });
         let probe = rx.clone();
         let worker = Worker {
@@ -511,10 +525,12 @@ impl<S: Sink> Worker<S> {
                 Ok(()) => {
                     c.delivered.fetch_add(rest.len() as u64, Relaxed);
                     deliveries(name, "delivered", rest.len() as u64);
+                    self.shared.set_error(None);
                     return;
                 }
                 Err(e) => e,
             };
+            self.shared.set_error(Some(err.to_string()));
             let done = err.done.min(rest.len());
             if done > 0 {
                 c.delivered.fetch_add(done as u64, Relaxed);
@@ -571,6 +587,12 @@ impl<S: Sink> Worker<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exports_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Exports>();
+    }
 
     #[test]
     fn backoff_is_capped_and_jittered() {
