@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 
 build=(clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make gcc)
 # Tests only: real containers (runc), the BPF-LSM guest (qemu, cpio, busybox), the browser
-# tests (chromium), network namespaces (iproute2), the fuzzers' helpers (curl).
-testing=(runc busybox-static util-linux iproute2 chromium qemu-system-x86 cpio curl)
+# tests (chromium), network namespaces (iproute2), the fuzzers' helpers (curl), the
+# syslog export's real receiver (rsyslog).
+testing=(runc busybox-static util-linux iproute2 chromium qemu-system-x86 cpio curl rsyslog)
 
 need=("${build[@]}")
 if [[ "${1:-}" == "test" ]]; then
