@@ -24,7 +24,14 @@ use std::time::{Duration, Instant};
 fn fixtures() -> Vec<Vec<Event>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rules/tests/fixtures");
     let mut out = Vec::new();
-    for name in ["reverse_shell", "benign", "dropper", "webshell", "privesc", "persistence"] {
+    for name in [
+        "reverse_shell",
+        "benign",
+        "dropper",
+        "webshell",
+        "privesc",
+        "persistence",
+    ] {
         let Ok(text) = std::fs::read_to_string(dir.join(format!("{name}.jsonl"))) else {
             continue;
         };
@@ -108,10 +115,26 @@ fn mix(total: usize) -> Mix {
             t += 10_000;
             let d = &daemons[(i % 40) as usize];
             let (kind, path, write) = match i % 10 {
-                0..=4 => (Kind::FileOpen, format!("/var/log/daemon{}.log", i % 40), true),
-                5 | 6 => (Kind::FileOpen, format!("/var/tmp/d{}/{}", i % 40, i % 5000), true),
-                7 => (Kind::FileRename, format!("/var/tmp/d{}/{}", i % 40, i % 5000), false),
-                _ => (Kind::FileUnlink, format!("/var/tmp/d{}/{}", i % 40, i % 4999), false),
+                0..=4 => (
+                    Kind::FileOpen,
+                    format!("/var/log/daemon{}.log", i % 40),
+                    true,
+                ),
+                5 | 6 => (
+                    Kind::FileOpen,
+                    format!("/var/tmp/d{}/{}", i % 40, i % 5000),
+                    true,
+                ),
+                7 => (
+                    Kind::FileRename,
+                    format!("/var/tmp/d{}/{}", i % 40, i % 5000),
+                    false,
+                ),
+                _ => (
+                    Kind::FileUnlink,
+                    format!("/var/tmp/d{}/{}", i % 40, i % 4999),
+                    false,
+                ),
             };
             let mut e = Event::new(Timestamp(t), kind, host.clone(), Arc::clone(d));
             e.file = Some(File {
@@ -162,7 +185,10 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let total: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let total: usize = args
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let rate: Option<f64> = args
         .iter()
         .position(|a| a == "--rate")
@@ -256,10 +282,7 @@ fn main() -> anyhow::Result<()> {
     }
     let h = backend.health().map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("lost: {:?}", h.events_lost);
-    println!(
-        "index: {:?}",
-        node.core().index.stats()
-    );
+    println!("index: {:?}", node.core().index.stats());
     println!("peak RSS: {:.0} MB", rss_mb());
     node.shutdown();
     Ok(())

@@ -21,6 +21,7 @@ pub use backend::NodeBackend;
 pub use lanes::IntakeConfig;
 pub use losses::{Cause, Loss, Losses, Stage as LossStage};
 
+use causeway_export::{Change, Exports, Output};
 use causeway_graph::GraphConfig;
 use causeway_index::{IndexConfig, ProcessIndex};
 use causeway_model::{Event, Kind};
@@ -45,6 +46,8 @@ pub enum NodeError {
     Rules(String),
     #[error("spawning the ingest thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("exports: {0}")]
+    Exports(#[from] causeway_export::ExportError),
 }
 
 /// What a node runs with.
@@ -57,6 +60,8 @@ pub struct NodeConfig {
     pub policies: BTreeMap<u32, causeway_policy::Policy>,
     /// Capacities of the intake lanes.
     pub intake: IntakeConfig,
+    /// Sinks that export incidents and flags (webhook, syslog, OTLP, JSON lines).
+    pub exports: causeway_export::ExportConfig,
 }
 
 /// Load rules from paths, or the shipped set. Any error in any file loads nothing.
@@ -125,6 +130,10 @@ pub struct Core {
     pub reload: ReloadStatus,
     losses: Arc<Losses>,
     updates: tokio::sync::broadcast::Sender<causeway_server::types::IncidentUpdate>,
+    /// Export sinks: each on its own thread behind a bounded queue; offering never blocks.
+    exports: Exports,
+    /// Whether any sink wants every event (costs one shared copy per event).
+    export_events: bool,
 }
 
 impl std::fmt::Debug for Core {
@@ -165,8 +174,14 @@ impl Core {
             self.counters.suppressed_flags +=
                 flags.iter().filter(|f| f.suppressed_by.is_some()).count() as u64;
         }
+        for f in flags.iter().filter(|f| f.suppressed_by.is_none()) {
+            self.exports.offer(&Output::Flag(Arc::new(f.clone())));
+        }
         for u in updates {
             self.incident_sinks(&u);
+        }
+        if self.export_events {
+            self.exports.offer(&Output::Event(Arc::new(ev.clone())));
         }
         if let Err(e) = self.pipeline.ingest(ev) {
             tracing::error!("store: {e}");
@@ -190,6 +205,14 @@ impl Core {
             }
             Err(e) => tracing::error!("encoding incident {}: {e}", i.id),
         }
+        self.exports.offer(&Output::Incident {
+            change: if u.opened {
+                Change::Opened
+            } else {
+                Change::Updated
+            },
+            incident: Arc::new(i.clone()),
+        });
         let change = if u.opened { "new" } else { "updated" };
         // No subscriber is not an error: the UI may simply not be open.
         let _ = self.updates.send(causeway_server::types::IncidentUpdate {
@@ -216,6 +239,22 @@ impl Core {
             .iter()
             .map(|l| (l.health_key(), l.count))
             .collect();
+        // Export losses are outputs (incidents, flags), not events; they are named apart.
+        for st in self.exports.stats() {
+            for cause in causeway_export::LossCause::ALL {
+                let n = match cause {
+                    causeway_export::LossCause::QueueFull => st.lost.queue_full,
+                    causeway_export::LossCause::DeadLetter => st.lost.dead_letter,
+                    causeway_export::LossCause::EncodeError => st.lost.encode_error,
+                    causeway_export::LossCause::Shutdown => st.lost.shutdown,
+                };
+                if n > 0 {
+                    self.counters
+                        .lost
+                        .insert(format!("sink:{}:{}", st.sink, cause.as_str()), n);
+                }
+            }
+        }
     }
 
     /// Put a new rule set in force (all or nothing: the caller loaded it completely).
@@ -271,6 +310,9 @@ impl Node {
         let (updates, _) = tokio::sync::broadcast::channel(1024);
         let losses = Arc::new(Losses::default());
         let rules = ruleset.rules().len();
+        let export_events = cfg.exports.jsonl.as_ref().is_some_and(|j| j.events)
+            || cfg.exports.otlp.as_ref().is_some_and(|o| o.events);
+        let exports = Exports::start(cfg.exports.clone())?;
         // Incidents saved earlier stay listed (the API reads them from the store); the
         // engine starts afresh for new activity.
         let core = Core {
@@ -312,6 +354,8 @@ impl Node {
             },
             losses: Arc::clone(&losses),
             updates,
+            exports,
+            export_events,
         };
         let core = Arc::new(Mutex::new(core));
         let (intake, lanes) = lanes::intake(cfg.intake, Arc::clone(&losses));
@@ -408,7 +452,22 @@ impl Node {
                 tracing::error!("the ingest thread panicked");
             }
         }
-        self.core().commit(true);
+        let mut core = self.core();
+        core.commit(true);
+        let report = std::mem::take(&mut core.exports).shutdown(Duration::from_secs(5));
+        for s in &report.sinks {
+            if s.lost.total() > 0 {
+                tracing::warn!(sink = s.sink, lost = ?s.lost, "export losses");
+            }
+        }
+        if !report.unfinished.is_empty() {
+            tracing::warn!(sinks = ?report.unfinished, "export sinks still busy at shutdown");
+        }
+    }
+
+    /// Counters of the export sinks.
+    pub fn export_stats(&self) -> Vec<causeway_export::SinkStats> {
+        self.core().exports.stats()
     }
 }
 

@@ -111,5 +111,46 @@ pub(crate) fn render(core: &Core) -> String {
         family(&mut s, name, kind, help);
         let _ = writeln!(s, "{name} {v}");
     }
+    let sinks = core.exports.stats();
+    if !sinks.is_empty() {
+        family(
+            &mut s,
+            "causeway_sink_deliveries_total",
+            "counter",
+            "Outputs (incidents, flags) each export sink delivered, or attempts that failed.",
+        );
+        for st in &sinks {
+            let _ = writeln!(
+                s,
+                "causeway_sink_deliveries_total{{sink=\"{}\",status=\"delivered\"}} {}",
+                st.sink, st.delivered
+            );
+            let _ = writeln!(
+                s,
+                "causeway_sink_deliveries_total{{sink=\"{}\",status=\"failed\"}} {}",
+                st.sink, st.failed_attempts
+            );
+        }
+        family(
+            &mut s,
+            "causeway_sink_lost_total",
+            "counter",
+            "Outputs each export sink lost, per cause.",
+        );
+        for st in &sinks {
+            for (cause, n) in [
+                ("queue_full", st.lost.queue_full),
+                ("dead_letter", st.lost.dead_letter),
+                ("encode_error", st.lost.encode_error),
+                ("shutdown", st.lost.shutdown),
+            ] {
+                let _ = writeln!(
+                    s,
+                    "causeway_sink_lost_total{{sink=\"{}\",cause=\"{cause}\"}} {n}",
+                    st.sink
+                );
+            }
+        }
+    }
     s
 }

@@ -221,3 +221,60 @@ fn rules_reload_all_or_nothing() {
     assert!(node.core().reload.error.is_none());
     node.shutdown();
 }
+
+#[test]
+fn incidents_and_flags_reach_the_export_sinks_while_a_dead_sink_costs_detection_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.jsonl");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "not-so-secret").expect("secret");
+    // A port nothing listens on: the webhook sink retries in its own thread.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_port = dead.local_addr().expect("addr").port();
+    drop(dead);
+    let mut exports = causeway_export::ExportConfig {
+        jsonl: Some(causeway_export::JsonlConfig::new(&out)),
+        ..Default::default()
+    };
+    exports.webhook = Some(causeway_export::WebhookConfig::new(
+        format!("http://127.0.0.1:{dead_port}/hook"),
+        &secret,
+    ));
+    let node = Node::open(&NodeConfig {
+        exports,
+        ..cfg(&dir.path().join("data"))
+    })
+    .expect("open");
+    let started = std::time::Instant::now();
+    for e in fixture("reverse_shell.jsonl") {
+        node.submit_blocking(e);
+    }
+    node.sync();
+    let page = node
+        .backend(None)
+        .incidents(&IncidentQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .expect("list");
+    assert_eq!(page.total, 1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "detection did not wait for the dead webhook"
+    );
+    let id = page.items[0].id.clone();
+    let stats = node.export_stats();
+    assert!(stats
+        .iter()
+        .any(|s| s.sink == "webhook" && s.delivered == 0));
+    node.shutdown();
+    let text = std::fs::read_to_string(&out).expect("jsonl written");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert!(lines
+        .iter()
+        .any(|l| l["type"] == "incident" && l["incident"]["id"] == id.as_str()));
+    assert!(lines.iter().any(|l| l["type"] == "flag"));
+}

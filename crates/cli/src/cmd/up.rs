@@ -39,6 +39,56 @@ pub struct Args {
     /// Extra sensitive paths for the agent (reads reported).
     #[arg(long = "sensitive", value_name = "PATH")]
     sensitive: Vec<String>,
+    #[command(flatten)]
+    exports: ExportArgs,
+}
+
+/// Where incidents and flags are exported (each sink has its own bounded queue and retries;
+/// a sink that is down never slows detection, and what it loses is counted in health).
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// POST each incident, when it opens and when it grows, to this URL, signed as Standard
+    /// Webhooks do (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+    #[arg(long, value_name = "URL", requires = "webhook_secret_file")]
+    webhook: Option<String>,
+    /// The webhook signing secret (`whsec_<base64>`, or raw bytes).
+    #[arg(long, value_name = "FILE")]
+    webhook_secret_file: Option<PathBuf>,
+    /// RFC 5424 syslog of incidents and flags: `udp://HOST:PORT` or `tcp://HOST:PORT`.
+    #[arg(long, value_name = "URL")]
+    syslog: Option<String>,
+    /// OTLP logs over HTTP/protobuf, e.g. `http://127.0.0.1:4318`.
+    #[arg(long, value_name = "URL")]
+    otlp: Option<String>,
+    /// Incidents and flags as JSON lines to this file, rotated by size.
+    #[arg(long, value_name = "FILE")]
+    jsonl: Option<PathBuf>,
+    /// Rotate the JSON-lines file at this size (MiB).
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    jsonl_max_mib: u64,
+    /// Rotated JSON-lines files kept.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    jsonl_keep: usize,
+}
+
+impl ExportArgs {
+    fn config(&self) -> causeway_export::ExportConfig {
+        use causeway_export::*;
+        ExportConfig {
+            webhook: match (&self.webhook, &self.webhook_secret_file) {
+                (Some(u), Some(f)) => Some(WebhookConfig::new(u.clone(), f.clone())),
+                _ => None,
+            },
+            syslog: self.syslog.clone().map(SyslogConfig::new),
+            otlp: self.otlp.clone().map(OtlpConfig::new),
+            jsonl: self.jsonl.clone().map(|p| {
+                let mut c = JsonlConfig::new(p);
+                c.max_bytes = self.jsonl_max_mib.max(1) << 20;
+                c.keep = self.jsonl_keep;
+                c
+            }),
+        }
+    }
 }
 
 fn server_config(a: &Args) -> ServerConfig {
@@ -137,6 +187,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(doc, p)| (p.id, doc.clone()))
             .collect(),
+        exports: args.exports.config(),
         ..Default::default()
     })?);
     let stats = Arc::new(Stats::default());
@@ -251,6 +302,7 @@ pub fn run_server(args: Args) -> anyhow::Result<ExitCode> {
     let node = Arc::new(Node::open(&NodeConfig {
         data_dir: args.data_dir.clone(),
         rules: args.rules.clone(),
+        exports: args.exports.config(),
         ..Default::default()
     })?);
     let reloader = reload_on_sighup(Arc::clone(&node), Arc::clone(&stop))?;
