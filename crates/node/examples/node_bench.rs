@@ -149,7 +149,7 @@ fn mix(total: usize) -> Mix {
         let base = events.len();
         let r = replay(s, copy, t);
         t = r.last().map_or(t, |e| e.time.0) + 1;
-        if (copy as usize - 1) % scenarios.len() == 0 {
+        if (copy as usize - 1).is_multiple_of(scenarios.len()) {
             // The reverse shell: the exec whose flag matters.
             if let Some(k) = r.iter().position(|e| {
                 e.kind == Kind::ProcessExec && e.process.argv.iter().any(|a| a.contains("/dev/tcp"))
