@@ -7,6 +7,7 @@
 use crate::compile::Needs;
 use crate::lazy::{Obj, ProcCtx};
 use crate::lineage::Lineage;
+use crate::prefilter::GuardCtx;
 use crate::ruleset::{Rule, Ruleset};
 use crate::schema::Severity;
 use crate::values;
@@ -111,8 +112,12 @@ impl VariableResolver for Vars<'_> {
 #[derive(Debug, Default)]
 pub struct EvalStats {
     pub events: AtomicU64,
+    /// Conditions run through CEL.
     pub evaluations: AtomicU64,
     pub errors: AtomicU64,
+    /// Rules of the event's kind the prefilter proved could not match (no CEL run, so an
+    /// error such a rule would have raised on the event is not counted either).
+    pub prefiltered: AtomicU64,
 }
 
 /// Process views built once per event.
@@ -227,15 +232,77 @@ impl Ruleset {
         self.evaluate_with_stats(e, lineage, None)
     }
 
+    /// [`Ruleset::evaluate`], counting into `stats`. Only the rules whose prefilter guard
+    /// may hold run CEL (see [`crate::prefilter`]); the flags are the same as running all.
     pub fn evaluate_with_stats(
         &self,
         e: &Event,
         lineage: &dyn Lineage,
         stats: Option<&EvalStats>,
     ) -> Vec<Flag> {
-        let Some(idx) = self.by_kind.get(&e.kind) else {
+        let Some(ki) = self.prefilter.by_kind.get(&e.kind) else {
             return Vec::new();
         };
+        let guards = GuardCtx::new(e, &self.prefilter);
+        let mut cand: Vec<usize> = Vec::with_capacity(ki.rest.len() + 8);
+        for (sub, map) in &ki.keyed {
+            if let Some(hit) = guards.subject(*sub).and_then(|v| map.get(v.as_ref())) {
+                cand.extend_from_slice(hit);
+            }
+        }
+        cand.extend_from_slice(&ki.rest);
+        // Flags come out in rule order, as without the prefilter.
+        cand.sort_unstable();
+        cand.retain(|&i| guards.may_match(i));
+        let total = self.by_kind.get(&e.kind).map_or(0, Vec::len);
+        if let Some(st) = stats {
+            st.prefiltered
+                .fetch_add((total - cand.len()) as u64, Ordering::Relaxed);
+        }
+        self.run_rules(e, lineage, stats, &cand)
+    }
+
+    /// Rules of the event's kind whose prefilter guard may hold, i.e. that run CEL.
+    pub fn prefilter_passes(&self, e: &Event) -> Vec<&Rule> {
+        let Some(ki) = self.prefilter.by_kind.get(&e.kind) else {
+            return Vec::new();
+        };
+        let guards = GuardCtx::new(e, &self.prefilter);
+        let mut cand: Vec<usize> = ki.rest.clone();
+        for (sub, map) in &ki.keyed {
+            if let Some(hit) = guards.subject(*sub).and_then(|v| map.get(v.as_ref())) {
+                cand.extend_from_slice(hit);
+            }
+        }
+        cand.sort_unstable();
+        cand.into_iter()
+            .filter(|&i| guards.may_match(i))
+            .filter_map(|i| self.rules.get(i))
+            .collect()
+    }
+
+    /// Every rule of the event's kind through CEL, without the prefilter: the reference
+    /// the prefilter is tested against, and the "before" of the benchmark.
+    pub fn evaluate_unfiltered(&self, e: &Event, lineage: &dyn Lineage) -> Vec<Flag> {
+        match self.by_kind.get(&e.kind) {
+            Some(idx) => self.run_rules(e, lineage, None, idx),
+            None => Vec::new(),
+        }
+    }
+
+    fn run_rules(
+        &self,
+        e: &Event,
+        lineage: &dyn Lineage,
+        stats: Option<&EvalStats>,
+        idx: &[usize],
+    ) -> Vec<Flag> {
+        if let Some(st) = stats {
+            st.events.fetch_add(1, Ordering::Relaxed);
+        }
+        if idx.is_empty() {
+            return Vec::new();
+        }
         let needs = self.needs_by_kind.get(&e.kind).copied().unwrap_or_default();
         let fetched = self.fetch(e, needs, lineage);
         let prep = Prepared::new(e, &fetched);
@@ -277,7 +344,6 @@ impl Ruleset {
             out.push(flag);
         }
         if let Some(st) = stats {
-            st.events.fetch_add(1, Ordering::Relaxed);
             st.evaluations
                 .fetch_add(idx.len() as u64, Ordering::Relaxed);
             st.errors.fetch_add(errors, Ordering::Relaxed);

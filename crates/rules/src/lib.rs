@@ -14,6 +14,7 @@ pub mod eval;
 pub mod incident;
 pub mod lazy;
 pub mod lineage;
+pub mod prefilter;
 pub mod ruleset;
 pub mod schema;
 pub mod testcase;
@@ -27,5 +28,6 @@ pub use incident::{
     Incident, IncidentConfig, IncidentEngine, IncidentFlag, IncidentUpdate, ProcessRef, Trace,
 };
 pub use lineage::{Lineage, MemoryLineage, NoLineage};
+pub use prefilter::Coverage;
 pub use ruleset::{Loaded, Rule, Ruleset};
 pub use schema::Severity;

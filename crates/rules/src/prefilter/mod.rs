@@ -1,0 +1,323 @@
+//! Prefilter: a necessary condition of each rule, evaluated in plain Rust before any CEL.
+//!
+//! Each condition (with the macros it names) is translated into a small guard tree over
+//! cheap derived values of the event (process name, exe, command line, file path, ...).
+//! Evaluating a guard yields the *set* of outcomes CEL could produce ([`Mask`]: true,
+//! false, error): an atom the translator understands is computed exactly as CEL would,
+//! anything else is "any outcome". `&&`, `||`, `!`, `?:` and `exists` combine the sets
+//! with CEL's own semantics (errors absorbed by a deciding operand), so a guard without
+//! `true` in its set proves the condition cannot be true for the event: the rule is
+//! skipped without running CEL, and the flags are exactly those of running every rule.
+//!
+//! On top of the guards, rules of a kind are indexed by literal keys their guard requires
+//! (`event.process.name in shells`, `event.process.name == "nsenter"`): an event looks up
+//! its derived values in hash maps and only the rules found there, plus the rules without
+//! such a key, are considered at all.
+
+mod build;
+mod run;
+
+use causeway_model::Kind;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+pub(crate) use build::Builder;
+pub(crate) use run::GuardCtx;
+
+/// Set of possible outcomes of a boolean CEL expression.
+pub(crate) type Mask = u8;
+pub(crate) const T: Mask = 1;
+pub(crate) const F: Mask = 2;
+pub(crate) const E: Mask = 4;
+pub(crate) const ANY: Mask = T | F | E;
+
+/// A field of the event as the lazy CEL view ([`crate::lazy`]) exposes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Fld {
+    Kind,
+    HostName,
+    HostId,
+    ProcId,
+    ProcPid,
+    ProcPpid,
+    ProcParentId,
+    ProcExe,
+    ProcName,
+    ProcCmdline,
+    ProcArgvTruncated,
+    ProcCwd,
+    ProcComm,
+    ProcUid,
+    ProcEuid,
+    ProcGid,
+    ProcEgid,
+    ProcAuid,
+    ProcSession,
+    ProcTty,
+    ProcService,
+    ProcContainer,
+    ContainerId,
+    ContainerRuntime,
+    Exec,
+    ExecFilename,
+    ExecMemfd,
+    ExecDeleted,
+    ExecSetid,
+    ExecSnapshot,
+    Network,
+    NetProtocol,
+    NetFamily,
+    NetInProgress,
+    NetLocalIp,
+    NetLocalPort,
+    NetRemoteIp,
+    NetRemotePort,
+    File,
+    FilePath,
+    FileName,
+    FileNewPath,
+    FileFlags,
+    FileWrite,
+    FileSensitive,
+    FileMode,
+    FileTruncated,
+    FileSetuid,
+    FileSetgid,
+    FileExecutable,
+    Cred,
+    CredSyscall,
+    /// `(new, field)`: a field of `event.cred.old` (false) or `event.cred.new` (true).
+    Creds(bool, CredsFld),
+    Target,
+    TargetPid,
+    TargetId,
+    TargetRequest,
+    Mount,
+    MountSource,
+    MountTarget,
+    MountFstype,
+    MountResult,
+    Module,
+    ModuleSyscall,
+    ModulePath,
+    ModuleResult,
+    Bpf,
+    BpfProgType,
+    BpfProgName,
+    BpfResult,
+    Memfd,
+    MemfdName,
+    MemfdFlags,
+    MemfdResult,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum CredsFld {
+    Uid,
+    Euid,
+    Suid,
+    Fsuid,
+    Gid,
+    Egid,
+    Sgid,
+    Fsgid,
+    CapCount,
+}
+
+/// A string-valued expression.
+#[derive(Debug)]
+pub(crate) enum S {
+    Unknown,
+    Lit(String),
+    Field(Fld),
+    Lower(Box<S>),
+    Basename(Box<S>),
+    /// `event.process.argv[i]`.
+    Arg(usize),
+    /// The element of `event.process.argv` bound by the enclosing [`B::AnyArg`]/[`B::AllArgs`].
+    Var,
+    Cond(Box<B>, Box<S>, Box<S>),
+}
+
+/// An int-valued expression.
+#[derive(Debug)]
+pub(crate) enum I {
+    Unknown,
+    Field(Fld),
+    ArgvLen,
+    /// `size()` of a string (code points).
+    StrLen(Box<S>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StrOp {
+    Starts,
+    Ends,
+    Contains,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// A boolean expression: evaluates to the [`Mask`] of outcomes CEL could produce.
+#[derive(Debug)]
+pub(crate) enum B {
+    Const(Mask),
+    And(Box<B>, Box<B>),
+    Or(Box<B>, Box<B>),
+    Not(Box<B>),
+    Cond(Box<B>, Box<B>, Box<B>),
+    /// A boolean macro, memoised per event.
+    Macro(usize),
+    Field(Fld),
+    /// `x == y` (or `!=` when the flag is set) over strings.
+    Eq(Box<S>, Box<S>, bool),
+    /// `x == null` (or `!=`) for a field that may be null.
+    IsNull(Fld, bool),
+    In(Box<S>, Arc<HashSet<String>>),
+    Str(Box<S>, StrOp, Box<S>),
+    /// `x.matches(literal)`; the index is the per-event memo slot (None inside loops).
+    Regex(Box<S>, Arc<regex::Regex>, Option<usize>),
+    Int(I, Cmp, i64),
+    /// `event.process.argv.exists(a, ...)`.
+    AnyArg(Box<B>),
+    /// `event.process.argv.all(a, ...)`.
+    AllArgs(Box<B>),
+}
+
+/// A literal key a rule's guard requires: the derived value must be one of the literals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Subject {
+    pub fld: Fld,
+    pub lower: bool,
+}
+
+/// Rules of one kind, by key.
+#[derive(Debug, Default)]
+pub(crate) struct KindIndex {
+    /// For each subject, literal -> positions in `Ruleset::rules` (ascending).
+    pub keyed: Vec<(Subject, HashMap<String, Vec<usize>>)>,
+    /// Rules with no key: considered for every event of the kind (ascending).
+    pub rest: Vec<usize>,
+}
+
+/// Guards and the index, built once per ruleset.
+#[derive(Debug, Default)]
+pub struct Prefilter {
+    /// One guard per rule (same order as `Ruleset::rules`); `Const(ANY)` when nothing is known.
+    pub(crate) guards: Vec<B>,
+    pub(crate) macros: Vec<B>,
+    pub(crate) regex_slots: usize,
+    pub(crate) by_kind: HashMap<Kind, KindIndex>,
+}
+
+/// What the prefilter covers, for reports and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub rules: usize,
+    /// Rules whose guard can rule the condition out for some events.
+    pub guarded: usize,
+    /// Rules indexed by a literal key (a subset of `guarded`).
+    pub keyed: usize,
+}
+
+impl Prefilter {
+    pub fn coverage(&self) -> Coverage {
+        let guarded = self
+            .guards
+            .iter()
+            .filter(|g| !matches!(g, B::Const(m) if *m & T != 0))
+            .count();
+        let mut keyed: HashSet<usize> = HashSet::new();
+        for ki in self.by_kind.values() {
+            for (_, m) in &ki.keyed {
+                m.values().flatten().for_each(|i| {
+                    keyed.insert(*i);
+                });
+            }
+        }
+        Coverage {
+            rules: self.guards.len(),
+            guarded,
+            keyed: keyed.len(),
+        }
+    }
+
+    /// Index the rules (each with its kinds) once all guards are built.
+    pub(crate) fn index(&mut self, kinds: &[Vec<Kind>]) {
+        for (ri, ks) in kinds.iter().enumerate() {
+            let key = self.guards.get(ri).and_then(|g| key_of(g, &self.macros));
+            for k in ks {
+                let ki = self.by_kind.entry(*k).or_default();
+                match &key {
+                    Some((subj, lits)) => {
+                        let pos = match ki.keyed.iter().position(|(s, _)| s == subj) {
+                            Some(p) => p,
+                            None => {
+                                ki.keyed.push((*subj, HashMap::new()));
+                                ki.keyed.len() - 1
+                            }
+                        };
+                        if let Some((_, m)) = ki.keyed.get_mut(pos) {
+                            for l in lits {
+                                m.entry(l.clone()).or_default().push(ri);
+                            }
+                        }
+                    }
+                    None => ki.rest.push(ri),
+                }
+            }
+        }
+    }
+}
+
+/// A literal key the guard requires to be true, if any: the subject's value must be one
+/// of the literals (a string equal to one of them).
+fn key_of(g: &B, macros: &[B]) -> Option<(Subject, HashSet<String>)> {
+    fn subject(s: &S) -> Option<Subject> {
+        match s {
+            S::Field(f) if f.never_null_str() => Some(Subject {
+                fld: *f,
+                lower: false,
+            }),
+            S::Lower(inner) => match inner.as_ref() {
+                S::Field(f) if f.never_null_str() => Some(Subject {
+                    fld: *f,
+                    lower: true,
+                }),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    match g {
+        B::In(s, set) => subject(s).map(|sub| (sub, set.as_ref().clone())),
+        B::Eq(a, b, false) => match (a.as_ref(), b.as_ref()) {
+            (x, S::Lit(l)) | (S::Lit(l), x) => {
+                subject(x).map(|sub| (sub, HashSet::from([l.clone()])))
+            }
+            _ => None,
+        },
+        B::And(a, b) => match (key_of(a, macros), key_of(b, macros)) {
+            // Prefer the smaller set: fewer rules per looked-up literal.
+            (Some(x), Some(y)) => Some(if y.1.len() < x.1.len() { y } else { x }),
+            (x, y) => x.or(y),
+        },
+        B::Or(a, b) => match (key_of(a, macros), key_of(b, macros)) {
+            (Some((sa, mut la)), Some((sb, lb))) if sa == sb => {
+                la.extend(lb);
+                Some((sa, la))
+            }
+            _ => None,
+        },
+        B::Macro(i) => macros.get(*i).and_then(|m| key_of(m, macros)),
+        _ => None,
+    }
+}

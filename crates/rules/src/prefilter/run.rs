@@ -1,0 +1,472 @@
+//! Guard evaluation over one event: plain Rust, no allocation beyond the memo slots and
+//! the command line (joined once, on first use).
+
+use super::{Cmp, CredsFld, Fld, Mask, Prefilter, StrOp, Subject, ANY, B, E, F, I, S, T};
+use crate::values::basename;
+use causeway_model::Event;
+use std::borrow::Cow;
+use std::cell::{Cell, OnceCell};
+
+/// A field's value as the lazy CEL view would produce it.
+enum FV<'s> {
+    Str(&'s str),
+    Int(i64),
+    Bool(bool),
+    Null,
+    /// A non-null object (`event.file`, `event.process.container`...).
+    Present,
+    /// CEL errors (a field of `null`).
+    Err,
+}
+
+/// A string expression's value.
+enum SV<'s> {
+    Str(Cow<'s, str>),
+    Null,
+    Err,
+    Unknown,
+}
+
+enum IV {
+    Int(i64),
+    Err,
+    Unknown,
+}
+
+fn tf(b: bool) -> Mask {
+    if b {
+        T
+    } else {
+        F
+    }
+}
+
+/// CEL `a && b` over outcome sets (`b` is evaluated only when `a` can be non-false).
+fn and_mask(a: Mask, b: Mask) -> Mask {
+    let mut r = 0;
+    if a & F != 0 {
+        r |= F;
+    }
+    if a & T != 0 {
+        r |= b;
+    }
+    if a & E != 0 {
+        if b & F != 0 {
+            r |= F;
+        }
+        if b & (T | E) != 0 {
+            r |= E;
+        }
+    }
+    r
+}
+
+/// CEL `a || b` over outcome sets.
+fn or_mask(a: Mask, b: Mask) -> Mask {
+    let mut r = 0;
+    if a & T != 0 {
+        r |= T;
+    }
+    if a & F != 0 {
+        r |= b;
+    }
+    if a & E != 0 {
+        if b & T != 0 {
+            r |= T;
+        }
+        if b & (F | E) != 0 {
+            r |= E;
+        }
+    }
+    r
+}
+
+fn not_mask(a: Mask) -> Mask {
+    let mut r = a & E;
+    if a & T != 0 {
+        r |= F;
+    }
+    if a & F != 0 {
+        r |= T;
+    }
+    r
+}
+
+/// Per-event guard state: memoised macros and regexes, derived values.
+pub(crate) struct GuardCtx<'s> {
+    e: &'s Event,
+    pf: &'s Prefilter,
+    cmdline: OnceCell<String>,
+    macros: Vec<Cell<Mask>>,
+    regexes: Vec<Cell<Mask>>,
+}
+
+impl<'s> GuardCtx<'s> {
+    pub(crate) fn new(e: &'s Event, pf: &'s Prefilter) -> Self {
+        GuardCtx {
+            e,
+            pf,
+            cmdline: OnceCell::new(),
+            macros: (0..pf.macros.len()).map(|_| Cell::new(0)).collect(),
+            regexes: (0..pf.regex_slots).map(|_| Cell::new(0)).collect(),
+        }
+    }
+
+    /// Can rule `i`'s condition be true for this event?
+    pub(crate) fn may_match(&self, i: usize) -> bool {
+        self.pf
+            .guards
+            .get(i)
+            .is_none_or(|g| self.b(g, None) & T != 0)
+    }
+
+    /// The value a literal key is looked up with; `None` when it is not a string (the
+    /// condition then errors wherever it reads it, so no keyed rule can match).
+    pub(crate) fn subject(&self, sub: Subject) -> Option<Cow<'_, str>> {
+        match self.field(sub.fld) {
+            FV::Str(x) if sub.lower => Some(Cow::Owned(x.to_ascii_lowercase())),
+            FV::Str(x) => Some(Cow::Borrowed(x)),
+            _ => None,
+        }
+    }
+
+    fn cmdline(&self) -> &str {
+        self.cmdline.get_or_init(|| self.e.process.argv.join(" "))
+    }
+
+    fn field(&self, f: Fld) -> FV<'_> {
+        use Fld::*;
+        let e = self.e;
+        let p = &*e.process;
+        fn os(x: Option<&str>) -> FV<'_> {
+            x.map_or(FV::Null, FV::Str)
+        }
+        fn oi<X: Into<i64>>(x: Option<X>) -> FV<'static> {
+            x.map_or(FV::Null, |v| FV::Int(v.into()))
+        }
+        fn obj<X>(x: Option<&X>) -> FV<'static> {
+            if x.is_some() {
+                FV::Present
+            } else {
+                FV::Null
+            }
+        }
+        // A field of an optional object: an error when the object is null.
+        fn sub<'x, X>(x: Option<&'x X>, f: impl FnOnce(&'x X) -> FV<'x>) -> FV<'x> {
+            x.map_or(FV::Err, f)
+        }
+        match f {
+            Kind => FV::Str(e.kind.as_str()),
+            HostName => FV::Str(&e.host.name),
+            HostId => FV::Str(&e.host.id),
+            ProcId => FV::Str(&p.id),
+            ProcPid => FV::Int(p.pid.into()),
+            ProcPpid => FV::Int(p.ppid.into()),
+            ProcParentId => FV::Str(&p.parent_id),
+            ProcExe => FV::Str(&p.exe),
+            ProcName => FV::Str(basename(&p.exe)),
+            ProcCmdline => FV::Str(self.cmdline()),
+            ProcArgvTruncated => FV::Bool(p.argv_truncated),
+            ProcCwd => FV::Str(&p.cwd),
+            ProcComm => FV::Str(&p.comm),
+            ProcUid => FV::Int(p.uid.into()),
+            ProcEuid => FV::Int(p.euid.into()),
+            ProcGid => FV::Int(p.gid.into()),
+            ProcEgid => FV::Int(p.egid.into()),
+            ProcAuid => oi(p.auid),
+            ProcSession => oi(p.session),
+            ProcTty => os(p.tty.as_deref()),
+            ProcService => os(p.service.as_deref()),
+            ProcContainer => obj(p.container.as_ref()),
+            ContainerId => sub(p.container.as_ref(), |c| FV::Str(&c.id)),
+            ContainerRuntime => sub(p.container.as_ref(), |c| FV::Str(&c.runtime)),
+            Exec => obj(e.exec.as_ref()),
+            ExecFilename => sub(e.exec.as_ref(), |x| FV::Str(&x.filename)),
+            ExecMemfd => sub(e.exec.as_ref(), |x| FV::Bool(x.memfd)),
+            ExecDeleted => sub(e.exec.as_ref(), |x| FV::Bool(x.deleted)),
+            ExecSetid => sub(e.exec.as_ref(), |x| FV::Bool(x.setid)),
+            ExecSnapshot => sub(e.exec.as_ref(), |x| FV::Bool(x.snapshot)),
+            Network => obj(e.network.as_ref()),
+            NetProtocol => sub(e.network.as_ref(), |n| FV::Str(&n.protocol)),
+            NetFamily => sub(e.network.as_ref(), |n| FV::Str(&n.family)),
+            NetInProgress => sub(e.network.as_ref(), |n| FV::Bool(n.in_progress)),
+            NetLocalIp => sub(e.network.as_ref(), |n| FV::Str(&n.local.ip)),
+            NetLocalPort => sub(e.network.as_ref(), |n| FV::Int(n.local.port.into())),
+            NetRemoteIp => sub(e.network.as_ref(), |n| FV::Str(&n.remote.ip)),
+            NetRemotePort => sub(e.network.as_ref(), |n| FV::Int(n.remote.port.into())),
+            File => obj(e.file.as_ref()),
+            FilePath => sub(e.file.as_ref(), |x| FV::Str(&x.path)),
+            FileName => sub(e.file.as_ref(), |x| FV::Str(basename(&x.path))),
+            FileNewPath => sub(e.file.as_ref(), |x| os(x.new_path.as_deref())),
+            FileFlags => sub(e.file.as_ref(), |x| oi(x.flags)),
+            FileWrite => sub(e.file.as_ref(), |x| FV::Bool(x.write)),
+            FileSensitive => sub(e.file.as_ref(), |x| FV::Bool(x.sensitive)),
+            FileMode => sub(e.file.as_ref(), |x| oi(x.mode)),
+            FileTruncated => sub(e.file.as_ref(), |x| FV::Bool(x.truncated)),
+            FileSetuid => sub(e.file.as_ref(), |x| {
+                FV::Bool(x.mode.unwrap_or(0) & 0o4000 != 0)
+            }),
+            FileSetgid => sub(e.file.as_ref(), |x| {
+                FV::Bool(x.mode.unwrap_or(0) & 0o2000 != 0)
+            }),
+            FileExecutable => sub(e.file.as_ref(), |x| {
+                FV::Bool(x.mode.unwrap_or(0) & 0o111 != 0)
+            }),
+            Cred => obj(e.cred.as_ref()),
+            CredSyscall => sub(e.cred.as_ref(), |c| FV::Str(&c.syscall)),
+            Creds(new, cf) => sub(e.cred.as_ref(), |c| {
+                let x = if new { &c.new } else { &c.old };
+                FV::Int(match cf {
+                    CredsFld::Uid => x.uid.into(),
+                    CredsFld::Euid => x.euid.into(),
+                    CredsFld::Suid => x.suid.into(),
+                    CredsFld::Fsuid => x.fsuid.into(),
+                    CredsFld::Gid => x.gid.into(),
+                    CredsFld::Egid => x.egid.into(),
+                    CredsFld::Sgid => x.sgid.into(),
+                    CredsFld::Fsgid => x.fsgid.into(),
+                    CredsFld::CapCount => x.cap_effective.count_ones().into(),
+                })
+            }),
+            Target => obj(e.target.as_ref()),
+            TargetPid => sub(e.target.as_ref(), |t| FV::Int(t.pid.into())),
+            TargetId => sub(e.target.as_ref(), |t| FV::Str(&t.id)),
+            TargetRequest => sub(e.target.as_ref(), |t| FV::Str(&t.request)),
+            Mount => obj(e.mount.as_ref()),
+            MountSource => sub(e.mount.as_ref(), |m| FV::Str(&m.source)),
+            MountTarget => sub(e.mount.as_ref(), |m| FV::Str(&m.target)),
+            MountFstype => sub(e.mount.as_ref(), |m| FV::Str(&m.fstype)),
+            MountResult => sub(e.mount.as_ref(), |m| FV::Int(m.result)),
+            Module => obj(e.module.as_ref()),
+            ModuleSyscall => sub(e.module.as_ref(), |m| FV::Str(&m.syscall)),
+            ModulePath => sub(e.module.as_ref(), |m| os(m.path.as_deref())),
+            ModuleResult => sub(e.module.as_ref(), |m| FV::Int(m.result)),
+            Bpf => obj(e.bpf.as_ref()),
+            BpfProgType => sub(e.bpf.as_ref(), |b| FV::Int(b.prog_type.into())),
+            BpfProgName => sub(e.bpf.as_ref(), |b| FV::Str(&b.prog_name)),
+            BpfResult => sub(e.bpf.as_ref(), |b| FV::Int(b.result)),
+            Memfd => obj(e.memfd.as_ref()),
+            MemfdName => sub(e.memfd.as_ref(), |m| FV::Str(&m.name)),
+            MemfdFlags => sub(e.memfd.as_ref(), |m| FV::Int(m.flags.into())),
+            MemfdResult => sub(e.memfd.as_ref(), |m| FV::Int(m.result)),
+        }
+    }
+
+    fn s<'x>(&'x self, s: &'x S, var: Option<&'x str>) -> SV<'x> {
+        match s {
+            S::Unknown => SV::Unknown,
+            S::Lit(x) => SV::Str(Cow::Borrowed(x)),
+            S::Field(f) => match self.field(*f) {
+                FV::Str(x) => SV::Str(Cow::Borrowed(x)),
+                FV::Null => SV::Null,
+                FV::Err => SV::Err,
+                FV::Int(_) | FV::Bool(_) | FV::Present => SV::Unknown,
+            },
+            S::Lower(x) => match self.s(x, var) {
+                SV::Str(v) => SV::Str(Cow::Owned(v.to_ascii_lowercase())),
+                SV::Err => SV::Err,
+                SV::Null | SV::Unknown => SV::Unknown,
+            },
+            S::Basename(x) => match self.s(x, var) {
+                SV::Str(Cow::Borrowed(v)) => SV::Str(Cow::Borrowed(basename(v))),
+                SV::Str(Cow::Owned(v)) => SV::Str(Cow::Owned(basename(&v).to_string())),
+                SV::Err => SV::Err,
+                SV::Null | SV::Unknown => SV::Unknown,
+            },
+            // Out of range is an error in CEL too.
+            S::Arg(i) => self
+                .e
+                .process
+                .argv
+                .get(*i)
+                .map_or(SV::Err, |a| SV::Str(Cow::Borrowed(a))),
+            S::Var => var.map_or(SV::Unknown, |v| SV::Str(Cow::Borrowed(v))),
+            S::Cond(c, t, f) => match self.b(c, var) {
+                T => self.s(t, var),
+                F => self.s(f, var),
+                E => SV::Err,
+                _ => SV::Unknown,
+            },
+        }
+    }
+
+    fn i(&self, i: &I, var: Option<&str>) -> IV {
+        match i {
+            I::Unknown => IV::Unknown,
+            I::Field(f) => match self.field(*f) {
+                FV::Int(v) => IV::Int(v),
+                FV::Err => IV::Err,
+                _ => IV::Unknown,
+            },
+            I::ArgvLen => IV::Int(i64::try_from(self.e.process.argv.len()).unwrap_or(i64::MAX)),
+            I::StrLen(s) => match self.s(s, var) {
+                SV::Str(v) => IV::Int(i64::try_from(v.chars().count()).unwrap_or(i64::MAX)),
+                SV::Err => IV::Err,
+                SV::Null | SV::Unknown => IV::Unknown,
+            },
+        }
+    }
+
+    fn b(&self, g: &B, var: Option<&str>) -> Mask {
+        match g {
+            B::Const(m) => *m,
+            B::And(a, b) => {
+                let x = self.b(a, var);
+                if x == F {
+                    return F;
+                }
+                and_mask(x, self.b(b, var))
+            }
+            B::Or(a, b) => {
+                let x = self.b(a, var);
+                if x == T {
+                    return T;
+                }
+                or_mask(x, self.b(b, var))
+            }
+            B::Not(a) => not_mask(self.b(a, var)),
+            B::Cond(c, t, f) => {
+                let m = self.b(c, var);
+                let mut r = m & E;
+                if m & T != 0 {
+                    r |= self.b(t, var);
+                }
+                if m & F != 0 {
+                    r |= self.b(f, var);
+                }
+                r
+            }
+            B::Macro(i) => {
+                let Some(slot) = self.macros.get(*i) else {
+                    return ANY;
+                };
+                if slot.get() == 0 {
+                    let m = self.pf.macros.get(*i).map_or(ANY, |g| self.b(g, None));
+                    slot.set(m);
+                }
+                slot.get()
+            }
+            B::Field(f) => match self.field(*f) {
+                FV::Bool(b) => tf(b),
+                FV::Err => E,
+                _ => ANY,
+            },
+            B::Eq(a, b, ne) => match (self.s(a, var), self.s(b, var)) {
+                (SV::Err, _) | (_, SV::Err) => E,
+                (SV::Str(x), SV::Str(y)) => tf((x == y) != *ne),
+                _ => ANY,
+            },
+            B::IsNull(f, ne) => match self.field(*f) {
+                FV::Err => E,
+                FV::Null => tf(!*ne),
+                FV::Str(_) | FV::Int(_) | FV::Bool(_) | FV::Present => tf(*ne),
+            },
+            B::In(s, set) => match self.s(s, var) {
+                SV::Str(x) => tf(set.contains(x.as_ref())),
+                SV::Err => E,
+                SV::Null | SV::Unknown => ANY,
+            },
+            B::Str(t, op, a) => match (self.s(t, var), self.s(a, var)) {
+                (SV::Err, _) | (_, SV::Err) => E,
+                (SV::Str(x), SV::Str(y)) => tf(match op {
+                    StrOp::Starts => x.starts_with(y.as_ref()),
+                    StrOp::Ends => x.ends_with(y.as_ref()),
+                    StrOp::Contains => x.contains(y.as_ref()),
+                }),
+                _ => ANY,
+            },
+            B::Regex(s, re, slot) => {
+                let memo = slot.and_then(|i| self.regexes.get(i));
+                if let Some(m) = memo.map(Cell::get).filter(|m| *m != 0) {
+                    return m;
+                }
+                let m = match self.s(s, var) {
+                    SV::Str(x) => tf(re.is_match(&x)),
+                    SV::Err => E,
+                    SV::Null | SV::Unknown => ANY,
+                };
+                if let Some(c) = memo {
+                    c.set(m);
+                }
+                m
+            }
+            B::Int(i, cmp, n) => match self.i(i, var) {
+                IV::Int(v) => tf(match cmp {
+                    Cmp::Eq => v == *n,
+                    Cmp::Ne => v != *n,
+                    Cmp::Lt => v < *n,
+                    Cmp::Le => v <= *n,
+                    Cmp::Gt => v > *n,
+                    Cmp::Ge => v >= *n,
+                }),
+                IV::Err => E,
+                IV::Unknown => ANY,
+            },
+            B::AnyArg(p) => {
+                let mut acc = F;
+                for a in &self.e.process.argv {
+                    acc = or_mask(acc, self.b(p, Some(a)));
+                    if acc == T {
+                        break;
+                    }
+                }
+                acc
+            }
+            B::AllArgs(p) => {
+                let mut acc = T;
+                for a in &self.e.process.argv {
+                    acc = and_mask(acc, self.b(p, Some(a)));
+                    if acc == F {
+                        break;
+                    }
+                }
+                acc
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Mask; 7] = [1, 2, 3, 4, 5, 6, 7];
+
+    /// The set operators agree with CEL's three-valued `&&`/`||`/`!` on every pair of
+    /// single outcomes, and are the union over the members of a set.
+    #[test]
+    fn masks_follow_cel_logic() {
+        // CEL on single outcomes (commutative, errors absorbed by a deciding operand).
+        let and1 = |a: Mask, b: Mask| match (a, b) {
+            (F, _) | (_, F) => F,
+            (T, T) => T,
+            _ => E,
+        };
+        let or1 = |a: Mask, b: Mask| match (a, b) {
+            (T, _) | (_, T) => T,
+            (F, F) => F,
+            _ => E,
+        };
+        let bits = |m: Mask| [T, F, E].into_iter().filter(move |b| m & b != 0);
+        for a in ALL {
+            for b in ALL {
+                let want_and = bits(a)
+                    .flat_map(|x| bits(b).map(move |y| (x, y)))
+                    .fold(0, |r, (x, y)| r | and1(x, y));
+                let want_or = bits(a)
+                    .flat_map(|x| bits(b).map(move |y| (x, y)))
+                    .fold(0, |r, (x, y)| r | or1(x, y));
+                assert_eq!(and_mask(a, b), want_and, "{a} && {b}");
+                assert_eq!(or_mask(a, b), want_or, "{a} || {b}");
+            }
+            let want_not = bits(a).fold(0, |r, x| {
+                r | match x {
+                    T => F,
+                    F => T,
+                    _ => E,
+                }
+            });
+            assert_eq!(not_mask(a), want_not);
+        }
+    }
+}
