@@ -311,7 +311,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut passes: BTreeMap<(Kind, String), usize> = BTreeMap::new();
     for e in &events {
-        for r in rules.prefilter_passes(e) {
+        for r in rules.prefilter_passes(e, &lineage) {
             *passes.entry((e.kind, r.id.clone())).or_default() += 1;
         }
     }

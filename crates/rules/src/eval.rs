@@ -180,7 +180,7 @@ impl Ruleset {
                 continue;
             };
             let needs = self.needs_by_kind.get(&e.kind).copied().unwrap_or_default();
-            let fetched = self.fetch(e, needs, lineage);
+            let fetched = self.fetch(e, needs, lineage, None);
             let prep = Prepared::new(e, &fetched);
             for &i in idx {
                 let Some(rule) = self.rules.get(i) else {
@@ -199,24 +199,20 @@ impl Ruleset {
         v
     }
 
-    fn fetch(&self, e: &Event, needs: Needs, lineage: &dyn Lineage) -> Fetched {
+    fn fetch(
+        &self,
+        e: &Event,
+        needs: Needs,
+        lineage: &dyn Lineage,
+        prefetched: Option<Vec<Arc<Process>>>,
+    ) -> Fetched {
         let mut f = Fetched {
             ancestors: Vec::new(),
             peer: None,
             session: None,
         };
         if needs.ancestors {
-            // The lineage may not know the process yet (its exec is being evaluated): walk
-            // from its parent then.
-            f.ancestors = lineage.ancestors(&e.process.id, MAX_ANCESTORS);
-            if f.ancestors.is_empty() && !e.process.parent_id.is_empty() {
-                if let Some(p) = lineage.process(&e.process.parent_id) {
-                    let pid = p.id.clone();
-                    f.ancestors.push(p);
-                    f.ancestors
-                        .extend(lineage.ancestors(&pid, MAX_ANCESTORS - 1));
-                }
-            }
+            f.ancestors = prefetched.unwrap_or_else(|| ancestors_of(e, lineage));
             if needs.session {
                 f.session = Some(values::session(&e.process, &f.ancestors));
             }
@@ -243,7 +239,7 @@ impl Ruleset {
         let Some(ki) = self.prefilter.by_kind.get(&e.kind) else {
             return Vec::new();
         };
-        let guards = GuardCtx::new(e, &self.prefilter);
+        let guards = GuardCtx::new(e, &self.prefilter, lineage);
         let mut cand: Vec<usize> = Vec::with_capacity(ki.rest.len() + 8);
         for (sub, map) in &ki.keyed {
             if let Some(hit) = guards.subject(*sub).and_then(|v| map.get(v.as_ref())) {
@@ -259,15 +255,16 @@ impl Ruleset {
             st.prefiltered
                 .fetch_add((total - cand.len()) as u64, Ordering::Relaxed);
         }
-        self.run_rules(e, lineage, stats, &cand)
+        let ancestors = guards.take_ancestors();
+        self.run_rules(e, lineage, stats, &cand, ancestors)
     }
 
     /// Rules of the event's kind whose prefilter guard may hold, i.e. that run CEL.
-    pub fn prefilter_passes(&self, e: &Event) -> Vec<&Rule> {
+    pub fn prefilter_passes(&self, e: &Event, lineage: &dyn Lineage) -> Vec<&Rule> {
         let Some(ki) = self.prefilter.by_kind.get(&e.kind) else {
             return Vec::new();
         };
-        let guards = GuardCtx::new(e, &self.prefilter);
+        let guards = GuardCtx::new(e, &self.prefilter, lineage);
         let mut cand: Vec<usize> = ki.rest.clone();
         for (sub, map) in &ki.keyed {
             if let Some(hit) = guards.subject(*sub).and_then(|v| map.get(v.as_ref())) {
@@ -285,7 +282,7 @@ impl Ruleset {
     /// the prefilter is tested against, and the "before" of the benchmark.
     pub fn evaluate_unfiltered(&self, e: &Event, lineage: &dyn Lineage) -> Vec<Flag> {
         match self.by_kind.get(&e.kind) {
-            Some(idx) => self.run_rules(e, lineage, None, idx),
+            Some(idx) => self.run_rules(e, lineage, None, idx, None),
             None => Vec::new(),
         }
     }
@@ -296,6 +293,7 @@ impl Ruleset {
         lineage: &dyn Lineage,
         stats: Option<&EvalStats>,
         idx: &[usize],
+        ancestors: Option<Vec<Arc<Process>>>,
     ) -> Vec<Flag> {
         if let Some(st) = stats {
             st.events.fetch_add(1, Ordering::Relaxed);
@@ -304,7 +302,7 @@ impl Ruleset {
             return Vec::new();
         }
         let needs = self.needs_by_kind.get(&e.kind).copied().unwrap_or_default();
-        let fetched = self.fetch(e, needs, lineage);
+        let fetched = self.fetch(e, needs, lineage, ancestors);
         let prep = Prepared::new(e, &fetched);
         let vars = self.vars(e, &prep, &fetched);
         let mut ctx = Context::with_env(self.env.clone());
@@ -350,6 +348,21 @@ impl Ruleset {
         }
         out
     }
+}
+
+/// The ancestors rules see (parent first). The lineage may not know the process yet (its
+/// exec is being evaluated): walk from its parent then. Shared by the CEL context and the
+/// prefilter, which must see the same ancestors.
+pub(crate) fn ancestors_of(e: &Event, lineage: &dyn Lineage) -> Vec<Arc<Process>> {
+    let mut out = lineage.ancestors(&e.process.id, MAX_ANCESTORS);
+    if out.is_empty() && !e.process.parent_id.is_empty() {
+        if let Some(p) = lineage.process(&e.process.parent_id) {
+            let pid = p.id.clone();
+            out.push(p);
+            out.extend(lineage.ancestors(&pid, MAX_ANCESTORS - 1));
+        }
+    }
+    out
 }
 
 /// Run a program: `Some(bool)`, or `None` when it errored (e.g. a field of `null`) or did

@@ -3,7 +3,7 @@
 //! Every translation is conservative: a construct not recognised here becomes "any
 //! outcome" (`Const(ANY)` / `S::Unknown`), never a guess.
 
-use super::{Cmp, CredsFld, Fld, Prefilter, StrOp, ANY, B, F, I, S, T};
+use super::{Cmp, CredsFld, Fld, Loop, PRef, Prefilter, StrOp, ANY, B, F, I, S, T};
 use crate::compile;
 use cel::common::ast::{Expr, IdedExpr, LiteralValue};
 use cel::Program;
@@ -20,6 +20,8 @@ enum Bind {
     Lit(String),
     /// The element of `event.process.argv` being iterated.
     Arg,
+    /// The ancestor being iterated.
+    Proc,
 }
 
 pub(crate) struct Builder<'a> {
@@ -54,13 +56,19 @@ fn is_null(e: &IdedExpr) -> bool {
 
 /// `a.b.c` rooted at the identifier `event` -> ["a", "b", "c"].
 fn event_path<'e>(e: &'e IdedExpr, out: &mut Vec<&'e str>) -> bool {
+    matches!(select_path(e, out), Some("event"))
+}
+
+/// `x.b.c` -> (x, ["b", "c"]) for a chain of plain selections from an identifier.
+fn select_path<'e>(e: &'e IdedExpr, out: &mut Vec<&'e str>) -> Option<&'e str> {
     match &e.expr {
-        Expr::Ident(n) => n == "event",
-        Expr::Select(s) if !s.test && event_path(&s.operand, out) => {
+        Expr::Ident(n) => Some(n.as_str()),
+        Expr::Select(s) if !s.test => {
+            let root = select_path(&s.operand, out)?;
             out.push(s.field.as_str());
-            true
+            Some(root)
         }
-        _ => false,
+        _ => None,
     }
 }
 
@@ -86,6 +94,7 @@ fn field_of(path: &[&str]) -> Option<Fld> {
         ["kind"] => Kind,
         ["host", "name"] => HostName,
         ["host", "id"] => HostId,
+        ["process"] => ProcSelf,
         ["process", "id"] => ProcId,
         ["process", "pid"] => ProcPid,
         ["process", "ppid"] => ProcPpid,
@@ -169,9 +178,9 @@ fn is_argv(e: &IdedExpr) -> bool {
 
 fn has_var(s: &S) -> bool {
     match s {
-        S::Var | S::Cond(..) => true,
+        S::Var | S::Cond(..) | S::Field(PRef::Var, _) | S::IntStr(_) => true,
         S::Lower(x) | S::Basename(x) => has_var(x),
-        S::Unknown | S::Lit(_) | S::Field(_) | S::Arg(_) => false,
+        S::Unknown | S::Lit(_) | S::Field(..) | S::Arg(_) => false,
     }
 }
 
@@ -226,6 +235,27 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The field a selection chain names, from the event, `parent` or an ancestor variable.
+    fn field_ref(e: &IdedExpr, scope: &[(String, Bind)]) -> Option<(PRef, Fld)> {
+        let mut p = Vec::new();
+        let root = select_path(e, &mut p)?;
+        let r = match (root, Self::bound(scope, root)) {
+            ("event", None) => PRef::Event,
+            ("parent", None) => PRef::Parent,
+            (_, Some(Bind::Proc)) => PRef::Var,
+            _ => return None,
+        };
+        if r == PRef::Event {
+            return field_of(&p).map(|f| (r, f));
+        }
+        if p.is_empty() {
+            return Some((r, Fld::ProcSelf));
+        }
+        let mut full = vec!["process"];
+        full.extend(p);
+        field_of(&full).filter(|f| f.is_process()).map(|f| (r, f))
+    }
+
     fn bound<'s>(scope: &'s [(String, Bind)], name: &str) -> Option<&'s Bind> {
         scope.iter().rev().find(|(n, _)| n == name).map(|(_, b)| b)
     }
@@ -260,16 +290,10 @@ impl<'a> Builder<'a> {
                     None => B::Const(ANY),
                 }
             }
-            Expr::Select(_) => {
-                let mut p = Vec::new();
-                if !event_path(e, &mut p) || Self::bound(scope, "event").is_some() {
-                    return B::Const(ANY);
-                }
-                match field_of(&p) {
-                    Some(f) => B::Field(f),
-                    None => B::Const(ANY),
-                }
-            }
+            Expr::Select(_) => match Self::field_ref(e, scope) {
+                Some((r, f)) => B::Field(r, f),
+                None => B::Const(ANY),
+            },
             Expr::Call(c) => self.call(&c.func_name, c.target.as_deref(), &c.args, scope),
             Expr::Comprehension(c) => {
                 let exists = matches!(&c.accu_init.expr,
@@ -334,22 +358,27 @@ impl<'a> Builder<'a> {
             }
             return acc;
         }
-        let iter_arg = is_argv(range)
-            && Self::bound(scope, "event").is_none()
-            && !scope.iter().any(|(_, b)| matches!(b, Bind::Arg));
-        if !iter_arg {
+        // One runtime loop at a time: the evaluator binds a single variable.
+        let free = !scope
+            .iter()
+            .any(|(_, b)| matches!(b, Bind::Arg | Bind::Proc));
+        let over_argv = is_argv(range) && Self::bound(scope, "event").is_none();
+        let over_ancestors = matches!(&range.expr, Expr::Ident(n) if n == "ancestors" && Self::bound(scope, n).is_none());
+        if !free || !(over_argv || over_ancestors) {
             return B::Const(ANY);
         }
-        inner.push((var.to_string(), Bind::Arg));
+        let bind = if over_argv { Bind::Arg } else { Bind::Proc };
+        inner.push((var.to_string(), bind));
         let g = self.b(pred, &inner);
         if matches!(g, B::Const(ANY)) {
             return g;
         }
-        if is_or {
-            B::AnyArg(Box::new(g))
+        let l = if over_argv {
+            Loop::Argv
         } else {
-            B::AllArgs(Box::new(g))
-        }
+            Loop::Ancestors
+        };
+        B::Loop(l, is_or, Box::new(g))
     }
 
     fn call(
@@ -446,12 +475,8 @@ impl<'a> Builder<'a> {
         // x == null
         if is_null(a) || is_null(b) {
             let other = if is_null(a) { b } else { a };
-            let mut p = Vec::new();
-            if !event_path(other, &mut p) || Self::bound(scope, "event").is_some() {
-                return B::Const(ANY);
-            }
-            return match field_of(&p) {
-                Some(f) => B::IsNull(f, ne),
+            return match Self::field_ref(other, scope) {
+                Some((r, f)) => B::IsNull(r, f, ne),
                 None => B::Const(ANY),
             };
         }
@@ -480,16 +505,10 @@ impl<'a> Builder<'a> {
 
     fn i(&mut self, e: &IdedExpr, scope: &[(String, Bind)]) -> I {
         match &e.expr {
-            Expr::Select(_) => {
-                let mut p = Vec::new();
-                if !event_path(e, &mut p) || Self::bound(scope, "event").is_some() {
-                    return I::Unknown;
-                }
-                match field_of(&p) {
-                    Some(f) if f.is_int() => I::Field(f),
-                    _ => I::Unknown,
-                }
-            }
+            Expr::Select(_) => match Self::field_ref(e, scope) {
+                Some((r, f)) if f.is_int() => I::Field(r, f),
+                _ => I::Unknown,
+            },
             Expr::Call(c) if c.func_name == "size" => {
                 let x = match (c.target.as_deref(), c.args.as_slice()) {
                     (Some(t), []) => t,
@@ -515,6 +534,7 @@ impl<'a> Builder<'a> {
             Expr::Ident(n) => match Self::bound(scope, n) {
                 Some(Bind::Lit(v)) => S::Lit(v.clone()),
                 Some(Bind::Arg) => S::Var,
+                Some(Bind::Proc) => S::Unknown,
                 None => {
                     // A string macro (`pname`, `written_path`): inline it.
                     let Some(p) = self
@@ -533,20 +553,18 @@ impl<'a> Builder<'a> {
                     s
                 }
             },
-            Expr::Select(_) => {
-                let mut p = Vec::new();
-                if !event_path(e, &mut p) || Self::bound(scope, "event").is_some() {
-                    return S::Unknown;
-                }
-                match field_of(&p) {
-                    Some(f) if f.is_str() => S::Field(f),
-                    _ => S::Unknown,
-                }
-            }
+            Expr::Select(_) => match Self::field_ref(e, scope) {
+                Some((r, f)) if f.is_str() => S::Field(r, f),
+                _ => S::Unknown,
+            },
             Expr::Call(c) => match (c.func_name.as_str(), c.target.as_deref(), c.args.as_slice()) {
                 ("lowerAscii", Some(t), []) => match self.s(t, scope) {
                     S::Unknown => S::Unknown,
                     s => S::Lower(Box::new(s)),
+                },
+                ("string", None, [a]) => match self.i(a, scope) {
+                    I::Unknown => S::Unknown,
+                    i => S::IntStr(Box::new(i)),
                 },
                 ("basename", None, [a]) => match self.s(a, scope) {
                     S::Unknown => S::Unknown,
@@ -583,6 +601,36 @@ fn flip(c: Cmp) -> Cmp {
 }
 
 impl Fld {
+    /// Fields of a process object (`event.process.*`, `parent.*`, an ancestor's).
+    pub(crate) fn is_process(self) -> bool {
+        use Fld::*;
+        matches!(
+            self,
+            ProcSelf
+                | ProcId
+                | ProcPid
+                | ProcPpid
+                | ProcParentId
+                | ProcExe
+                | ProcName
+                | ProcCmdline
+                | ProcArgvTruncated
+                | ProcCwd
+                | ProcComm
+                | ProcUid
+                | ProcEuid
+                | ProcGid
+                | ProcEgid
+                | ProcAuid
+                | ProcSession
+                | ProcTty
+                | ProcService
+                | ProcContainer
+                | ContainerId
+                | ContainerRuntime
+        )
+    }
+
     /// Fields the view exposes as ints (possibly null).
     pub(crate) fn is_int(self) -> bool {
         use Fld::*;

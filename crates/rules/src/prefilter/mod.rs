@@ -35,6 +35,8 @@ pub(crate) const ANY: Mask = T | F | E;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Fld {
     Kind,
+    /// The process object itself (non-null for the event's; `parent` may be null).
+    ProcSelf,
     HostName,
     HostId,
     ProcId,
@@ -124,17 +126,37 @@ pub(crate) enum CredsFld {
     CapCount,
 }
 
+/// Whose field: the event's (its process for `Proc*` fields), `parent`'s, or the ancestor
+/// bound by the enclosing loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum PRef {
+    Event,
+    Parent,
+    Var,
+}
+
+/// What a runtime loop iterates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Loop {
+    /// `event.process.argv` (the variable is a string).
+    Argv,
+    /// `ancestors` (the variable is a process).
+    Ancestors,
+}
+
 /// A string-valued expression.
 #[derive(Debug)]
 pub(crate) enum S {
     Unknown,
     Lit(String),
-    Field(Fld),
+    Field(PRef, Fld),
+    /// `string(int)`.
+    IntStr(Box<I>),
     Lower(Box<S>),
     Basename(Box<S>),
     /// `event.process.argv[i]`.
     Arg(usize),
-    /// The element of `event.process.argv` bound by the enclosing [`B::AnyArg`]/[`B::AllArgs`].
+    /// The element of `event.process.argv` bound by the enclosing [`B::Loop`].
     Var,
     Cond(Box<B>, Box<S>, Box<S>),
 }
@@ -143,7 +165,7 @@ pub(crate) enum S {
 #[derive(Debug)]
 pub(crate) enum I {
     Unknown,
-    Field(Fld),
+    Field(PRef, Fld),
     ArgvLen,
     /// `size()` of a string (code points).
     StrLen(Box<S>),
@@ -176,20 +198,18 @@ pub(crate) enum B {
     Cond(Box<B>, Box<B>, Box<B>),
     /// A boolean macro, memoised per event.
     Macro(usize),
-    Field(Fld),
+    Field(PRef, Fld),
     /// `x == y` (or `!=` when the flag is set) over strings.
     Eq(Box<S>, Box<S>, bool),
     /// `x == null` (or `!=`) for a field that may be null.
-    IsNull(Fld, bool),
+    IsNull(PRef, Fld, bool),
     In(Box<S>, Arc<HashSet<String>>),
     Str(Box<S>, StrOp, Box<S>),
     /// `x.matches(literal)`; the index is the per-event memo slot (None inside loops).
     Regex(Box<S>, Arc<regex::Regex>, Option<usize>),
     Int(I, Cmp, i64),
-    /// `event.process.argv.exists(a, ...)`.
-    AnyArg(Box<B>),
-    /// `event.process.argv.all(a, ...)`.
-    AllArgs(Box<B>),
+    /// `range.exists(v, ...)` (true flag) or `range.all(v, ...)`.
+    Loop(Loop, bool, Box<B>),
 }
 
 /// A literal key a rule's guard requires: the derived value must be one of the literals.
@@ -283,12 +303,12 @@ impl Prefilter {
 fn key_of(g: &B, macros: &[B]) -> Option<(Subject, HashSet<String>)> {
     fn subject(s: &S) -> Option<Subject> {
         match s {
-            S::Field(f) if f.never_null_str() => Some(Subject {
+            S::Field(PRef::Event, f) if f.never_null_str() => Some(Subject {
                 fld: *f,
                 lower: false,
             }),
             S::Lower(inner) => match inner.as_ref() {
-                S::Field(f) if f.never_null_str() => Some(Subject {
+                S::Field(PRef::Event, f) if f.never_null_str() => Some(Subject {
                     fld: *f,
                     lower: true,
                 }),

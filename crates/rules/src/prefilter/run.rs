@@ -1,15 +1,20 @@
 //! Guard evaluation over one event: plain Rust, no allocation beyond the memo slots and
 //! the command line (joined once, on first use).
 
-use super::{Cmp, CredsFld, Fld, Mask, Prefilter, StrOp, Subject, ANY, B, E, F, I, S, T};
+use super::{
+    Cmp, CredsFld, Fld, Loop, Mask, PRef, Prefilter, StrOp, Subject, ANY, B, E, F, I, S, T,
+};
+use crate::eval::ancestors_of;
+use crate::lineage::Lineage;
 use crate::values::basename;
-use causeway_model::Event;
+use causeway_model::{Event, Process};
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
+use std::sync::Arc;
 
 /// A field's value as the lazy CEL view would produce it.
 enum FV<'s> {
-    Str(&'s str),
+    Str(Cow<'s, str>),
     Int(i64),
     Bool(bool),
     Null,
@@ -17,6 +22,15 @@ enum FV<'s> {
     Present,
     /// CEL errors (a field of `null`).
     Err,
+    Unknown,
+}
+
+/// The variable bound by the enclosing runtime loop.
+#[derive(Clone, Copy)]
+enum Var<'x> {
+    None,
+    Arg(&'x str),
+    Proc(&'x Process),
 }
 
 /// A string expression's value.
@@ -92,20 +106,84 @@ fn not_mask(a: Mask) -> Mask {
     r
 }
 
+fn os(x: Option<&str>) -> FV<'_> {
+    x.map_or(FV::Null, |v| FV::Str(Cow::Borrowed(v)))
+}
+
+fn st(x: &str) -> FV<'_> {
+    FV::Str(Cow::Borrowed(x))
+}
+
+fn oi<X: Into<i64>>(x: Option<X>) -> FV<'static> {
+    x.map_or(FV::Null, |v| FV::Int(v.into()))
+}
+
+fn obj<X>(x: Option<&X>) -> FV<'static> {
+    if x.is_some() {
+        FV::Present
+    } else {
+        FV::Null
+    }
+}
+
+/// A field of an optional object: an error when the object is null.
+fn sub<'x, X>(x: Option<&'x X>, f: impl FnOnce(&'x X) -> FV<'x>) -> FV<'x> {
+    x.map_or(FV::Err, f)
+}
+
+/// A field of a process as [`crate::lazy`] shows it (`cmdline` when already joined).
+fn proc_field<'x>(p: &'x Process, f: Fld, cmdline: Option<&'x str>) -> FV<'x> {
+    use Fld::*;
+    match f {
+        ProcSelf => FV::Present,
+        ProcId => st(&p.id),
+        ProcPid => FV::Int(p.pid.into()),
+        ProcPpid => FV::Int(p.ppid.into()),
+        ProcParentId => st(&p.parent_id),
+        ProcExe => st(&p.exe),
+        ProcName => st(basename(&p.exe)),
+        ProcCmdline => match cmdline {
+            Some(c) => st(c),
+            None => FV::Str(Cow::Owned(p.argv.join(" "))),
+        },
+        ProcArgvTruncated => FV::Bool(p.argv_truncated),
+        ProcCwd => st(&p.cwd),
+        ProcComm => st(&p.comm),
+        ProcUid => FV::Int(p.uid.into()),
+        ProcEuid => FV::Int(p.euid.into()),
+        ProcGid => FV::Int(p.gid.into()),
+        ProcEgid => FV::Int(p.egid.into()),
+        ProcAuid => oi(p.auid),
+        ProcSession => oi(p.session),
+        ProcTty => os(p.tty.as_deref()),
+        ProcService => os(p.service.as_deref()),
+        ProcContainer => obj(p.container.as_ref()),
+        ContainerId => sub(p.container.as_ref(), |c| st(&c.id)),
+        ContainerRuntime => sub(p.container.as_ref(), |c| st(&c.runtime)),
+        _ => FV::Unknown,
+    }
+}
+
 /// Per-event guard state: memoised macros and regexes, derived values.
 pub(crate) struct GuardCtx<'s> {
     e: &'s Event,
     pf: &'s Prefilter,
+    lineage: &'s dyn Lineage,
+    /// Fetched on first use, exactly as the CEL context fetches them (and handed over to
+    /// it, so they are fetched once).
+    ancestors: OnceCell<Vec<Arc<Process>>>,
     cmdline: OnceCell<String>,
     macros: Vec<Cell<Mask>>,
     regexes: Vec<Cell<Mask>>,
 }
 
 impl<'s> GuardCtx<'s> {
-    pub(crate) fn new(e: &'s Event, pf: &'s Prefilter) -> Self {
+    pub(crate) fn new(e: &'s Event, pf: &'s Prefilter, lineage: &'s dyn Lineage) -> Self {
         GuardCtx {
             e,
             pf,
+            lineage,
+            ancestors: OnceCell::new(),
             cmdline: OnceCell::new(),
             macros: (0..pf.macros.len()).map(|_| Cell::new(0)).collect(),
             regexes: (0..pf.regex_slots).map(|_| Cell::new(0)).collect(),
@@ -117,15 +195,25 @@ impl<'s> GuardCtx<'s> {
         self.pf
             .guards
             .get(i)
-            .is_none_or(|g| self.b(g, None) & T != 0)
+            .is_none_or(|g| self.b(g, Var::None) & T != 0)
+    }
+
+    /// The ancestors if a guard fetched them.
+    pub(crate) fn take_ancestors(self) -> Option<Vec<Arc<Process>>> {
+        self.ancestors.into_inner()
+    }
+
+    fn ancestors(&self) -> &[Arc<Process>] {
+        self.ancestors
+            .get_or_init(|| ancestors_of(self.e, self.lineage))
     }
 
     /// The value a literal key is looked up with; `None` when it is not a string (the
     /// condition then errors wherever it reads it, so no keyed rule can match).
     pub(crate) fn subject(&self, sub: Subject) -> Option<Cow<'_, str>> {
-        match self.field(sub.fld) {
+        match self.field(PRef::Event, sub.fld, Var::None) {
             FV::Str(x) if sub.lower => Some(Cow::Owned(x.to_ascii_lowercase())),
-            FV::Str(x) => Some(Cow::Borrowed(x)),
+            FV::Str(x) => Some(x),
             _ => None,
         }
     }
@@ -134,69 +222,49 @@ impl<'s> GuardCtx<'s> {
         self.cmdline.get_or_init(|| self.e.process.argv.join(" "))
     }
 
-    fn field(&self, f: Fld) -> FV<'_> {
+    fn field<'x>(&'x self, r: PRef, f: Fld, var: Var<'x>) -> FV<'x> {
+        match r {
+            PRef::Event => self.event_field(f),
+            PRef::Parent => match self.ancestors().first() {
+                Some(p) => proc_field(p, f, None),
+                // `parent` is null: comparing it works, reading a field of it errors.
+                None if f == Fld::ProcSelf => FV::Null,
+                None => FV::Err,
+            },
+            PRef::Var => match var {
+                Var::Proc(p) => proc_field(p, f, None),
+                Var::None | Var::Arg(_) => FV::Unknown,
+            },
+        }
+    }
+
+    fn event_field(&self, f: Fld) -> FV<'_> {
         use Fld::*;
         let e = self.e;
-        let p = &*e.process;
-        fn os(x: Option<&str>) -> FV<'_> {
-            x.map_or(FV::Null, FV::Str)
-        }
-        fn oi<X: Into<i64>>(x: Option<X>) -> FV<'static> {
-            x.map_or(FV::Null, |v| FV::Int(v.into()))
-        }
-        fn obj<X>(x: Option<&X>) -> FV<'static> {
-            if x.is_some() {
-                FV::Present
-            } else {
-                FV::Null
-            }
-        }
-        // A field of an optional object: an error when the object is null.
-        fn sub<'x, X>(x: Option<&'x X>, f: impl FnOnce(&'x X) -> FV<'x>) -> FV<'x> {
-            x.map_or(FV::Err, f)
+        if f.is_process() {
+            return proc_field(&e.process, f, Some(self.cmdline()));
         }
         match f {
-            Kind => FV::Str(e.kind.as_str()),
-            HostName => FV::Str(&e.host.name),
-            HostId => FV::Str(&e.host.id),
-            ProcId => FV::Str(&p.id),
-            ProcPid => FV::Int(p.pid.into()),
-            ProcPpid => FV::Int(p.ppid.into()),
-            ProcParentId => FV::Str(&p.parent_id),
-            ProcExe => FV::Str(&p.exe),
-            ProcName => FV::Str(basename(&p.exe)),
-            ProcCmdline => FV::Str(self.cmdline()),
-            ProcArgvTruncated => FV::Bool(p.argv_truncated),
-            ProcCwd => FV::Str(&p.cwd),
-            ProcComm => FV::Str(&p.comm),
-            ProcUid => FV::Int(p.uid.into()),
-            ProcEuid => FV::Int(p.euid.into()),
-            ProcGid => FV::Int(p.gid.into()),
-            ProcEgid => FV::Int(p.egid.into()),
-            ProcAuid => oi(p.auid),
-            ProcSession => oi(p.session),
-            ProcTty => os(p.tty.as_deref()),
-            ProcService => os(p.service.as_deref()),
-            ProcContainer => obj(p.container.as_ref()),
-            ContainerId => sub(p.container.as_ref(), |c| FV::Str(&c.id)),
-            ContainerRuntime => sub(p.container.as_ref(), |c| FV::Str(&c.runtime)),
+            Kind => st(e.kind.as_str()),
+            HostName => st(&e.host.name),
+            HostId => st(&e.host.id),
             Exec => obj(e.exec.as_ref()),
-            ExecFilename => sub(e.exec.as_ref(), |x| FV::Str(&x.filename)),
+            ExecFilename => sub(e.exec.as_ref(), |x| st(&x.filename)),
             ExecMemfd => sub(e.exec.as_ref(), |x| FV::Bool(x.memfd)),
             ExecDeleted => sub(e.exec.as_ref(), |x| FV::Bool(x.deleted)),
             ExecSetid => sub(e.exec.as_ref(), |x| FV::Bool(x.setid)),
             ExecSnapshot => sub(e.exec.as_ref(), |x| FV::Bool(x.snapshot)),
             Network => obj(e.network.as_ref()),
-            NetProtocol => sub(e.network.as_ref(), |n| FV::Str(&n.protocol)),
-            NetFamily => sub(e.network.as_ref(), |n| FV::Str(&n.family)),
+            NetProtocol => sub(e.network.as_ref(), |n| st(&n.protocol)),
+            NetFamily => sub(e.network.as_ref(), |n| st(&n.family)),
             NetInProgress => sub(e.network.as_ref(), |n| FV::Bool(n.in_progress)),
-            NetLocalIp => sub(e.network.as_ref(), |n| FV::Str(&n.local.ip)),
+            NetLocalIp => sub(e.network.as_ref(), |n| st(&n.local.ip)),
             NetLocalPort => sub(e.network.as_ref(), |n| FV::Int(n.local.port.into())),
-            NetRemoteIp => sub(e.network.as_ref(), |n| FV::Str(&n.remote.ip)),
+            NetRemoteIp => sub(e.network.as_ref(), |n| st(&n.remote.ip)),
             NetRemotePort => sub(e.network.as_ref(), |n| FV::Int(n.remote.port.into())),
             File => obj(e.file.as_ref()),
-            FilePath => sub(e.file.as_ref(), |x| FV::Str(&x.path)),
-            FileName => sub(e.file.as_ref(), |x| FV::Str(basename(&x.path))),
+            FilePath => sub(e.file.as_ref(), |x| st(&x.path)),
+            FileName => sub(e.file.as_ref(), |x| st(basename(&x.path))),
             FileNewPath => sub(e.file.as_ref(), |x| os(x.new_path.as_deref())),
             FileFlags => sub(e.file.as_ref(), |x| oi(x.flags)),
             FileWrite => sub(e.file.as_ref(), |x| FV::Bool(x.write)),
@@ -213,7 +281,7 @@ impl<'s> GuardCtx<'s> {
                 FV::Bool(x.mode.unwrap_or(0) & 0o111 != 0)
             }),
             Cred => obj(e.cred.as_ref()),
-            CredSyscall => sub(e.cred.as_ref(), |c| FV::Str(&c.syscall)),
+            CredSyscall => sub(e.cred.as_ref(), |c| st(&c.syscall)),
             Creds(new, cf) => sub(e.cred.as_ref(), |c| {
                 let x = if new { &c.new } else { &c.old };
                 FV::Int(match cf {
@@ -230,37 +298,44 @@ impl<'s> GuardCtx<'s> {
             }),
             Target => obj(e.target.as_ref()),
             TargetPid => sub(e.target.as_ref(), |t| FV::Int(t.pid.into())),
-            TargetId => sub(e.target.as_ref(), |t| FV::Str(&t.id)),
-            TargetRequest => sub(e.target.as_ref(), |t| FV::Str(&t.request)),
+            TargetId => sub(e.target.as_ref(), |t| st(&t.id)),
+            TargetRequest => sub(e.target.as_ref(), |t| st(&t.request)),
             Mount => obj(e.mount.as_ref()),
-            MountSource => sub(e.mount.as_ref(), |m| FV::Str(&m.source)),
-            MountTarget => sub(e.mount.as_ref(), |m| FV::Str(&m.target)),
-            MountFstype => sub(e.mount.as_ref(), |m| FV::Str(&m.fstype)),
+            MountSource => sub(e.mount.as_ref(), |m| st(&m.source)),
+            MountTarget => sub(e.mount.as_ref(), |m| st(&m.target)),
+            MountFstype => sub(e.mount.as_ref(), |m| st(&m.fstype)),
             MountResult => sub(e.mount.as_ref(), |m| FV::Int(m.result)),
             Module => obj(e.module.as_ref()),
-            ModuleSyscall => sub(e.module.as_ref(), |m| FV::Str(&m.syscall)),
+            ModuleSyscall => sub(e.module.as_ref(), |m| st(&m.syscall)),
             ModulePath => sub(e.module.as_ref(), |m| os(m.path.as_deref())),
             ModuleResult => sub(e.module.as_ref(), |m| FV::Int(m.result)),
             Bpf => obj(e.bpf.as_ref()),
             BpfProgType => sub(e.bpf.as_ref(), |b| FV::Int(b.prog_type.into())),
-            BpfProgName => sub(e.bpf.as_ref(), |b| FV::Str(&b.prog_name)),
+            BpfProgName => sub(e.bpf.as_ref(), |b| st(&b.prog_name)),
             BpfResult => sub(e.bpf.as_ref(), |b| FV::Int(b.result)),
             Memfd => obj(e.memfd.as_ref()),
-            MemfdName => sub(e.memfd.as_ref(), |m| FV::Str(&m.name)),
+            MemfdName => sub(e.memfd.as_ref(), |m| st(&m.name)),
             MemfdFlags => sub(e.memfd.as_ref(), |m| FV::Int(m.flags.into())),
             MemfdResult => sub(e.memfd.as_ref(), |m| FV::Int(m.result)),
+            // Process fields are answered above.
+            _ => FV::Unknown,
         }
     }
 
-    fn s<'x>(&'x self, s: &'x S, var: Option<&'x str>) -> SV<'x> {
+    fn s<'x>(&'x self, s: &'x S, var: Var<'x>) -> SV<'x> {
         match s {
             S::Unknown => SV::Unknown,
             S::Lit(x) => SV::Str(Cow::Borrowed(x)),
-            S::Field(f) => match self.field(*f) {
-                FV::Str(x) => SV::Str(Cow::Borrowed(x)),
+            S::Field(r, f) => match self.field(*r, *f, var) {
+                FV::Str(x) => SV::Str(x),
                 FV::Null => SV::Null,
                 FV::Err => SV::Err,
-                FV::Int(_) | FV::Bool(_) | FV::Present => SV::Unknown,
+                FV::Int(_) | FV::Bool(_) | FV::Present | FV::Unknown => SV::Unknown,
+            },
+            S::IntStr(i) => match self.i(i, var) {
+                IV::Int(v) => SV::Str(Cow::Owned(v.to_string())),
+                IV::Err => SV::Err,
+                IV::Unknown => SV::Unknown,
             },
             S::Lower(x) => match self.s(x, var) {
                 SV::Str(v) => SV::Str(Cow::Owned(v.to_ascii_lowercase())),
@@ -280,7 +355,10 @@ impl<'s> GuardCtx<'s> {
                 .argv
                 .get(*i)
                 .map_or(SV::Err, |a| SV::Str(Cow::Borrowed(a))),
-            S::Var => var.map_or(SV::Unknown, |v| SV::Str(Cow::Borrowed(v))),
+            S::Var => match var {
+                Var::Arg(v) => SV::Str(Cow::Borrowed(v)),
+                Var::None | Var::Proc(_) => SV::Unknown,
+            },
             S::Cond(c, t, f) => match self.b(c, var) {
                 T => self.s(t, var),
                 F => self.s(f, var),
@@ -290,10 +368,10 @@ impl<'s> GuardCtx<'s> {
         }
     }
 
-    fn i(&self, i: &I, var: Option<&str>) -> IV {
+    fn i<'x>(&'x self, i: &'x I, var: Var<'x>) -> IV {
         match i {
             I::Unknown => IV::Unknown,
-            I::Field(f) => match self.field(*f) {
+            I::Field(r, f) => match self.field(*r, *f, var) {
                 FV::Int(v) => IV::Int(v),
                 FV::Err => IV::Err,
                 _ => IV::Unknown,
@@ -307,7 +385,7 @@ impl<'s> GuardCtx<'s> {
         }
     }
 
-    fn b(&self, g: &B, var: Option<&str>) -> Mask {
+    fn b<'x>(&'x self, g: &'x B, var: Var<'x>) -> Mask {
         match g {
             B::Const(m) => *m,
             B::And(a, b) => {
@@ -341,12 +419,12 @@ impl<'s> GuardCtx<'s> {
                     return ANY;
                 };
                 if slot.get() == 0 {
-                    let m = self.pf.macros.get(*i).map_or(ANY, |g| self.b(g, None));
+                    let m = self.pf.macros.get(*i).map_or(ANY, |g| self.b(g, Var::None));
                     slot.set(m);
                 }
                 slot.get()
             }
-            B::Field(f) => match self.field(*f) {
+            B::Field(r, f) => match self.field(*r, *f, var) {
                 FV::Bool(b) => tf(b),
                 FV::Err => E,
                 _ => ANY,
@@ -356,8 +434,9 @@ impl<'s> GuardCtx<'s> {
                 (SV::Str(x), SV::Str(y)) => tf((x == y) != *ne),
                 _ => ANY,
             },
-            B::IsNull(f, ne) => match self.field(*f) {
+            B::IsNull(r, f, ne) => match self.field(*r, *f, var) {
                 FV::Err => E,
+                FV::Unknown => ANY,
                 FV::Null => tf(!*ne),
                 FV::Str(_) | FV::Int(_) | FV::Bool(_) | FV::Present => tf(*ne),
             },
@@ -402,22 +481,33 @@ impl<'s> GuardCtx<'s> {
                 IV::Err => E,
                 IV::Unknown => ANY,
             },
-            B::AnyArg(p) => {
-                let mut acc = F;
-                for a in &self.e.process.argv {
-                    acc = or_mask(acc, self.b(p, Some(a)));
-                    if acc == T {
-                        break;
+            B::Loop(l, exists, p) => {
+                // exists: false || p(x1) || ...; all: true && p(x1) && ... (CEL stops
+                // once the result is decided, and so do we).
+                let (mut acc, done) = if *exists { (F, T) } else { (T, F) };
+                let step = |acc: Mask, m: Mask| {
+                    if *exists {
+                        or_mask(acc, m)
+                    } else {
+                        and_mask(acc, m)
                     }
-                }
-                acc
-            }
-            B::AllArgs(p) => {
-                let mut acc = T;
-                for a in &self.e.process.argv {
-                    acc = and_mask(acc, self.b(p, Some(a)));
-                    if acc == F {
-                        break;
+                };
+                match l {
+                    Loop::Argv => {
+                        for a in &self.e.process.argv {
+                            acc = step(acc, self.b(p, Var::Arg(a)));
+                            if acc == done {
+                                break;
+                            }
+                        }
+                    }
+                    Loop::Ancestors => {
+                        for a in self.ancestors() {
+                            acc = step(acc, self.b(p, Var::Proc(a)));
+                            if acc == done {
+                                break;
+                            }
+                        }
                     }
                 }
                 acc
