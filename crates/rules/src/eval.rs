@@ -7,7 +7,7 @@
 use crate::compile::Needs;
 use crate::lazy::{Obj, ProcCtx};
 use crate::lineage::Lineage;
-use crate::prefilter::GuardCtx;
+use crate::prefilter::{GuardCtx, KindIndex};
 use crate::ruleset::{Rule, Ruleset};
 use crate::schema::Severity;
 use crate::values;
@@ -240,15 +240,7 @@ impl Ruleset {
             return Vec::new();
         };
         let guards = GuardCtx::new(e, &self.prefilter, lineage);
-        let mut cand: Vec<usize> = Vec::with_capacity(ki.rest.len() + 8);
-        for (sub, map) in &ki.keyed {
-            if let Some(hit) = guards.subject(*sub).and_then(|v| map.get(v.as_ref())) {
-                cand.extend_from_slice(hit);
-            }
-        }
-        cand.extend_from_slice(&ki.rest);
-        // Flags come out in rule order, as without the prefilter.
-        cand.sort_unstable();
+        let mut cand = candidates(ki, &guards);
         cand.retain(|&i| guards.may_match(i));
         let total = self.by_kind.get(&e.kind).map_or(0, Vec::len);
         if let Some(st) = stats {
@@ -265,14 +257,8 @@ impl Ruleset {
             return Vec::new();
         };
         let guards = GuardCtx::new(e, &self.prefilter, lineage);
-        let mut cand: Vec<usize> = ki.rest.clone();
-        for (sub, map) in &ki.keyed {
-            if let Some(hit) = guards.subject(*sub).and_then(|v| map.get(v.as_ref())) {
-                cand.extend_from_slice(hit);
-            }
-        }
-        cand.sort_unstable();
-        cand.into_iter()
+        candidates(ki, &guards)
+            .into_iter()
             .filter(|&i| guards.may_match(i))
             .filter_map(|i| self.rules.get(i))
             .collect()
@@ -348,6 +334,24 @@ impl Ruleset {
         }
         out
     }
+}
+
+/// Rules of the kind the index cannot rule out for the event, in rule order (flags come
+/// out in rule order, as without the prefilter).
+fn candidates(ki: &KindIndex, guards: &GuardCtx<'_>) -> Vec<usize> {
+    let mut cand: Vec<usize> = Vec::with_capacity(ki.rest.len() + 8);
+    for (sub, map) in &ki.keyed {
+        if let Some(hit) = guards.subject(*sub).and_then(|v| map.get(v.as_ref())) {
+            cand.extend_from_slice(hit);
+        }
+    }
+    for g in &ki.rx {
+        guards.rx_candidates(g, &mut cand);
+    }
+    cand.extend_from_slice(&ki.rest);
+    cand.sort_unstable();
+    cand.dedup();
+    cand
 }
 
 /// The ancestors rules see (parent first). The lineage may not know the process yet (its

@@ -145,7 +145,7 @@ pub(crate) enum Loop {
 }
 
 /// A string-valued expression.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum S {
     Unknown,
     Lit(String),
@@ -162,7 +162,7 @@ pub(crate) enum S {
 }
 
 /// An int-valued expression.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum I {
     Unknown,
     Field(PRef, Fld),
@@ -189,7 +189,7 @@ pub(crate) enum Cmp {
 }
 
 /// A boolean expression: evaluates to the [`Mask`] of outcomes CEL could produce.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum B {
     Const(Mask),
     And(Box<B>, Box<B>),
@@ -224,8 +224,29 @@ pub(crate) struct Subject {
 pub(crate) struct KindIndex {
     /// For each subject, literal -> positions in `Ruleset::rules` (ascending).
     pub keyed: Vec<(Subject, HashMap<String, Vec<usize>>)>,
+    /// For each string expression, the patterns rules require of it, as one set.
+    pub rx: Vec<RxGroup>,
     /// Rules with no key: considered for every event of the kind (ascending).
     pub rest: Vec<usize>,
+}
+
+/// Rules keyed by patterns over one string expression: one pass of a [`regex::RegexSet`]
+/// finds the patterns that match, and so the only rules of the group that may.
+#[derive(Debug)]
+pub(crate) struct RxGroup {
+    pub subject: S,
+    pub set: regex::RegexSet,
+    /// Rules by pattern index.
+    pub rules: Vec<Vec<usize>>,
+    /// Every rule of the group, for a subject that is null or not known.
+    pub all: Vec<usize>,
+}
+
+/// One way a guard can hold: a literal key or a pattern over a string expression.
+#[derive(Debug, Clone)]
+enum KeyAtom {
+    Lit(Subject, HashSet<String>),
+    Rx(S, String),
 }
 
 /// Guards and the index, built once per ruleset.
@@ -244,7 +265,8 @@ pub struct Coverage {
     pub rules: usize,
     /// Rules whose guard can rule the condition out for some events.
     pub guarded: usize,
-    /// Rules indexed by a literal key (a subset of `guarded`).
+    /// Rules indexed by literal keys or patterns (a subset of `guarded`): considered only
+    /// for events whose derived values hit one of their keys.
     pub keyed: usize,
 }
 
@@ -256,13 +278,18 @@ impl Prefilter {
             .filter(|g| !matches!(g, B::Const(m) if *m & T != 0))
             .count();
         let mut keyed: HashSet<usize> = HashSet::new();
+        let mut unkeyed: HashSet<usize> = HashSet::new();
         for ki in self.by_kind.values() {
             for (_, m) in &ki.keyed {
-                m.values().flatten().for_each(|i| {
-                    keyed.insert(*i);
-                });
+                keyed.extend(m.values().flatten());
             }
+            for g in &ki.rx {
+                keyed.extend(&g.all);
+            }
+            unkeyed.extend(&ki.rest);
         }
+        // A rule is indexed when no kind of it has to consider it on every event.
+        let keyed: HashSet<usize> = keyed.difference(&unkeyed).copied().collect();
         Coverage {
             rules: self.guards.len(),
             guarded,
@@ -272,35 +299,93 @@ impl Prefilter {
 
     /// Index the rules (each with its kinds) once all guards are built.
     pub(crate) fn index(&mut self, kinds: &[Vec<Kind>]) {
+        // Pattern groups under construction, per kind: (subject key, subject, patterns, rules).
+        type Building = Vec<(String, S, Vec<String>, Vec<Vec<usize>>)>;
+        let mut rx: HashMap<Kind, Building> = HashMap::new();
         for (ri, ks) in kinds.iter().enumerate() {
             let key = self.guards.get(ri).and_then(|g| key_of(g, &self.macros));
             for k in ks {
                 let ki = self.by_kind.entry(*k).or_default();
-                match &key {
-                    Some((subj, lits)) => {
-                        let pos = match ki.keyed.iter().position(|(s, _)| s == subj) {
-                            Some(p) => p,
-                            None => {
-                                ki.keyed.push((*subj, HashMap::new()));
-                                ki.keyed.len() - 1
+                let Some(atoms) = &key else {
+                    ki.rest.push(ri);
+                    continue;
+                };
+                for atom in atoms {
+                    match atom {
+                        KeyAtom::Lit(subj, lits) => {
+                            let pos = match ki.keyed.iter().position(|(s, _)| s == subj) {
+                                Some(p) => p,
+                                None => {
+                                    ki.keyed.push((*subj, HashMap::new()));
+                                    ki.keyed.len() - 1
+                                }
+                            };
+                            if let Some((_, m)) = ki.keyed.get_mut(pos) {
+                                for l in lits {
+                                    let v = m.entry(l.clone()).or_default();
+                                    if v.last() != Some(&ri) {
+                                        v.push(ri);
+                                    }
+                                }
                             }
-                        };
-                        if let Some((_, m)) = ki.keyed.get_mut(pos) {
-                            for l in lits {
-                                m.entry(l.clone()).or_default().push(ri);
+                        }
+                        KeyAtom::Rx(subj, pat) => {
+                            let groups = rx.entry(*k).or_default();
+                            let skey = format!("{subj:?}");
+                            let gi = match groups.iter().position(|g| g.0 == skey) {
+                                Some(i) => i,
+                                None => {
+                                    groups.push((skey, subj.clone(), Vec::new(), Vec::new()));
+                                    groups.len() - 1
+                                }
+                            };
+                            if let Some(g) = groups.get_mut(gi) {
+                                let pi = match g.2.iter().position(|p| p == pat) {
+                                    Some(i) => i,
+                                    None => {
+                                        g.2.push(pat.clone());
+                                        g.3.push(Vec::new());
+                                        g.2.len() - 1
+                                    }
+                                };
+                                if let Some(v) = g.3.get_mut(pi) {
+                                    if v.last() != Some(&ri) {
+                                        v.push(ri);
+                                    }
+                                }
                             }
                         }
                     }
-                    None => ki.rest.push(ri),
                 }
             }
+        }
+        for (k, groups) in rx {
+            let ki = self.by_kind.entry(k).or_default();
+            for (_, subject, patterns, rules) in groups {
+                let mut all: Vec<usize> = rules.iter().flatten().copied().collect();
+                all.sort_unstable();
+                all.dedup();
+                match regex::RegexSet::new(&patterns) {
+                    Ok(set) => ki.rx.push(RxGroup {
+                        subject,
+                        set,
+                        rules,
+                        all,
+                    }),
+                    // Too big for one set: those rules are simply considered every time.
+                    Err(_) => ki.rest.extend(all),
+                }
+            }
+            ki.rest.sort_unstable();
+            ki.rest.dedup();
         }
     }
 }
 
-/// A literal key the guard requires to be true, if any: the subject's value must be one
-/// of the literals (a string equal to one of them).
-fn key_of(g: &B, macros: &[B]) -> Option<(Subject, HashSet<String>)> {
+/// Keys of a guard: when the guard can be true, at least one of the atoms holds (a
+/// literal key: the subject's value is one of the literals; a pattern: the expression's
+/// value matches it). `None`: no such set of atoms is known.
+fn key_of(g: &B, macros: &[B]) -> Option<Vec<KeyAtom>> {
     fn subject(s: &S) -> Option<Subject> {
         match s {
             S::Field(PRef::Event, f) if f.never_null_str() => Some(Subject {
@@ -317,23 +402,58 @@ fn key_of(g: &B, macros: &[B]) -> Option<(Subject, HashSet<String>)> {
             _ => None,
         }
     }
+    fn lits(s: &S, set: HashSet<String>) -> Vec<KeyAtom> {
+        match subject(s) {
+            Some(sub) => vec![KeyAtom::Lit(sub, set)],
+            None => {
+                let mut v: Vec<String> = set.iter().map(|l| regex::escape(l)).collect();
+                v.sort();
+                vec![KeyAtom::Rx(s.clone(), format!("^(?:{})$", v.join("|")))]
+            }
+        }
+    }
+    // Cheaper keys first: literal lookups, then few patterns.
+    fn cost(k: &[KeyAtom]) -> usize {
+        k.iter()
+            .map(|a| match a {
+                KeyAtom::Lit(..) => 1,
+                KeyAtom::Rx(..) => 4,
+            })
+            .sum()
+    }
     match g {
-        B::In(s, set) => subject(s).map(|sub| (sub, set.as_ref().clone())),
+        B::In(s, set) => Some(lits(s, set.as_ref().clone())),
         B::Eq(a, b, false) => match (a.as_ref(), b.as_ref()) {
-            (x, S::Lit(l)) | (S::Lit(l), x) => {
-                subject(x).map(|sub| (sub, HashSet::from([l.clone()])))
+            (x, S::Lit(l)) | (S::Lit(l), x) if !matches!(x, S::Lit(_)) => {
+                Some(lits(x, HashSet::from([l.clone()])))
             }
             _ => None,
         },
+        B::Str(x, op, lit) => match (x.as_ref(), lit.as_ref()) {
+            (S::Lit(_), _) => None,
+            (x, S::Lit(l)) => {
+                let e = regex::escape(l);
+                let pat = match op {
+                    StrOp::Starts => format!("^{e}"),
+                    StrOp::Ends => format!("{e}$"),
+                    StrOp::Contains => e,
+                };
+                Some(vec![KeyAtom::Rx(x.clone(), pat)])
+            }
+            _ => None,
+        },
+        B::Regex(s, re, _) if !matches!(s.as_ref(), S::Lit(_)) => Some(vec![KeyAtom::Rx(
+            s.as_ref().clone(),
+            re.as_str().to_string(),
+        )]),
         B::And(a, b) => match (key_of(a, macros), key_of(b, macros)) {
-            // Prefer the smaller set: fewer rules per looked-up literal.
-            (Some(x), Some(y)) => Some(if y.1.len() < x.1.len() { y } else { x }),
+            (Some(x), Some(y)) => Some(if cost(&y) < cost(&x) { y } else { x }),
             (x, y) => x.or(y),
         },
         B::Or(a, b) => match (key_of(a, macros), key_of(b, macros)) {
-            (Some((sa, mut la)), Some((sb, lb))) if sa == sb => {
-                la.extend(lb);
-                Some((sa, la))
+            (Some(mut x), Some(y)) => {
+                x.extend(y);
+                Some(x)
             }
             _ => None,
         },

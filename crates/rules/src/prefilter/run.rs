@@ -2,7 +2,7 @@
 //! the command line (joined once, on first use).
 
 use super::{
-    Cmp, CredsFld, Fld, Loop, Mask, PRef, Prefilter, StrOp, Subject, ANY, B, E, F, I, S, T,
+    Cmp, CredsFld, Fld, Loop, Mask, PRef, Prefilter, RxGroup, StrOp, Subject, ANY, B, E, F, I, S, T,
 };
 use crate::eval::ancestors_of;
 use crate::lineage::Lineage;
@@ -215,6 +215,36 @@ impl<'s> GuardCtx<'s> {
             FV::Str(x) if sub.lower => Some(Cow::Owned(x.to_ascii_lowercase())),
             FV::Str(x) => Some(x),
             _ => None,
+        }
+    }
+
+    /// Candidates of a pattern group: the rules of the patterns the expression's value
+    /// matches; none when it errors (no rule of the group can be true then); all when it
+    /// is null or not known.
+    pub(crate) fn rx_candidates(&self, g: &RxGroup, out: &mut Vec<usize>) {
+        match self.s(&g.subject, Var::None) {
+            SV::Str(v) => {
+                let n = g.set.len();
+                let mut stack = [false; 128];
+                let mut heap = Vec::new();
+                let hits: &mut [bool] = if n <= stack.len() {
+                    &mut stack[..n]
+                } else {
+                    heap.resize(n, false);
+                    &mut heap
+                };
+                if g.set.matches_read_at(hits, &v, 0) {
+                    for (i, hit) in hits.iter().enumerate() {
+                        if *hit {
+                            if let Some(r) = g.rules.get(i) {
+                                out.extend_from_slice(r);
+                            }
+                        }
+                    }
+                }
+            }
+            SV::Err => {}
+            SV::Null | SV::Unknown => out.extend_from_slice(&g.all),
         }
     }
 
