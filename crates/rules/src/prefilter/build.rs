@@ -187,6 +187,8 @@ fn has_var(s: &S) -> bool {
 fn and(a: B, b: B) -> B {
     match (&a, &b) {
         (B::Const(ANY), B::Const(ANY)) => B::Const(ANY),
+        // `true && x` has exactly the outcomes of `x`.
+        (B::Const(T), _) => b,
         _ => B::And(Box::new(a), Box::new(b)),
     }
 }
@@ -196,6 +198,8 @@ fn or(a: B, b: B) -> B {
     // folding here keeps guards small.
     match (&a, &b) {
         (B::Const(ANY), _) | (_, B::Const(ANY)) => B::Const(ANY),
+        // `false || x` has exactly the outcomes of `x`.
+        (B::Const(F), _) => b,
         _ => B::Or(Box::new(a), Box::new(b)),
     }
 }

@@ -402,15 +402,19 @@ fn key_of(g: &B, macros: &[B]) -> Option<Vec<KeyAtom>> {
             _ => None,
         }
     }
-    fn lits(s: &S, set: HashSet<String>) -> Vec<KeyAtom> {
-        match subject(s) {
+    fn lits(s: &S, set: HashSet<String>) -> Option<Vec<KeyAtom>> {
+        // Rules are already indexed by kind: a kind test discriminates nothing here.
+        if matches!(s, S::Field(PRef::Event, Fld::Kind)) {
+            return None;
+        }
+        Some(match subject(s) {
             Some(sub) => vec![KeyAtom::Lit(sub, set)],
             None => {
                 let mut v: Vec<String> = set.iter().map(|l| regex::escape(l)).collect();
                 v.sort();
                 vec![KeyAtom::Rx(s.clone(), format!("^(?:{})$", v.join("|")))]
             }
-        }
+        })
     }
     // Cheaper keys first: literal lookups, then few patterns.
     fn cost(k: &[KeyAtom]) -> usize {
@@ -422,10 +426,12 @@ fn key_of(g: &B, macros: &[B]) -> Option<Vec<KeyAtom>> {
             .sum()
     }
     match g {
-        B::In(s, set) => Some(lits(s, set.as_ref().clone())),
+        // Never true: no atom is needed.
+        B::Const(m) if m & T == 0 => Some(Vec::new()),
+        B::In(s, set) => lits(s, set.as_ref().clone()),
         B::Eq(a, b, false) => match (a.as_ref(), b.as_ref()) {
             (x, S::Lit(l)) | (S::Lit(l), x) if !matches!(x, S::Lit(_)) => {
-                Some(lits(x, HashSet::from([l.clone()])))
+                lits(x, HashSet::from([l.clone()]))
             }
             _ => None,
         },
