@@ -16,6 +16,7 @@
 
 mod build;
 mod run;
+mod spec;
 
 use causeway_model::Kind;
 use std::collections::{HashMap, HashSet};
@@ -222,6 +223,10 @@ pub(crate) struct Subject {
 /// Rules of one kind, by key.
 #[derive(Debug, Default)]
 pub(crate) struct KindIndex {
+    /// Every rule's guard and every macro's, specialised to the kind (see [`spec`]); the
+    /// guards of rules of other kinds are never read.
+    pub guards: Vec<B>,
+    pub macros: Vec<B>,
     /// For each subject, literal -> positions in `Ruleset::rules` (ascending).
     pub keyed: Vec<(Subject, HashMap<String, Vec<usize>>)>,
     /// For each string expression, the patterns rules require of it, as one set.
@@ -302,10 +307,28 @@ impl Prefilter {
         // Pattern groups under construction, per kind: (subject key, subject, patterns, rules).
         type Building = Vec<(String, S, Vec<String>, Vec<Vec<usize>>)>;
         let mut rx: HashMap<Kind, Building> = HashMap::new();
+        for k in kinds.iter().flatten() {
+            if self.by_kind.contains_key(k) {
+                continue;
+            }
+            let name = k.as_str();
+            let macros = self.macros.iter().map(|m| spec::b(m, name)).collect();
+            let guards = self.guards.iter().map(|g| spec::b(g, name)).collect();
+            self.by_kind.insert(
+                *k,
+                KindIndex {
+                    guards,
+                    macros,
+                    ..KindIndex::default()
+                },
+            );
+        }
         for (ri, ks) in kinds.iter().enumerate() {
-            let key = self.guards.get(ri).and_then(|g| key_of(g, &self.macros));
             for k in ks {
-                let ki = self.by_kind.entry(*k).or_default();
+                let Some(ki) = self.by_kind.get_mut(k) else {
+                    continue;
+                };
+                let key = ki.guards.get(ri).and_then(|g| key_of(g, &ki.macros));
                 let Some(atoms) = &key else {
                     ki.rest.push(ri);
                     continue;

@@ -167,7 +167,9 @@ fn proc_field<'x>(p: &'x Process, f: Fld, cmdline: Option<&'x str>) -> FV<'x> {
 /// Per-event guard state: memoised macros and regexes, derived values.
 pub(crate) struct GuardCtx<'s> {
     e: &'s Event,
-    pf: &'s Prefilter,
+    /// The guards and macros specialised to the event's kind.
+    guards: &'s [B],
+    macro_guards: &'s [B],
     lineage: &'s dyn Lineage,
     /// Fetched on first use, exactly as the CEL context fetches them (and handed over to
     /// it, so they are fetched once).
@@ -179,21 +181,25 @@ pub(crate) struct GuardCtx<'s> {
 
 impl<'s> GuardCtx<'s> {
     pub(crate) fn new(e: &'s Event, pf: &'s Prefilter, lineage: &'s dyn Lineage) -> Self {
+        let (guards, macro_guards) = pf
+            .by_kind
+            .get(&e.kind)
+            .map_or((&[][..], &[][..]), |ki| (&ki.guards[..], &ki.macros[..]));
         GuardCtx {
             e,
-            pf,
+            guards,
+            macro_guards,
             lineage,
             ancestors: OnceCell::new(),
             cmdline: OnceCell::new(),
-            macros: (0..pf.macros.len()).map(|_| Cell::new(0)).collect(),
+            macros: (0..macro_guards.len()).map(|_| Cell::new(0)).collect(),
             regexes: (0..pf.regex_slots).map(|_| Cell::new(0)).collect(),
         }
     }
 
     /// Can rule `i`'s condition be true for this event?
     pub(crate) fn may_match(&self, i: usize) -> bool {
-        self.pf
-            .guards
+        self.guards
             .get(i)
             .is_none_or(|g| self.b(g, Var::None) & T != 0)
     }
@@ -449,7 +455,10 @@ impl<'s> GuardCtx<'s> {
                     return ANY;
                 };
                 if slot.get() == 0 {
-                    let m = self.pf.macros.get(*i).map_or(ANY, |g| self.b(g, Var::None));
+                    let m = self
+                        .macro_guards
+                        .get(*i)
+                        .map_or(ANY, |g| self.b(g, Var::None));
                     slot.set(m);
                 }
                 slot.get()
