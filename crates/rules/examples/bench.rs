@@ -299,7 +299,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rules = Ruleset::load(&[dir])?;
     let cov = rules.prefilter_coverage();
     println!(
-        "loaded {} rules in {:.1} ms; prefilter: {} rules guarded ({} indexed by a literal key), {} always run CEL",
+        "loaded {} rules in {:.1} ms; prefilter: {} rules guarded ({} indexed by literal keys or patterns), {} always run CEL",
         rules.rules().len(),
         t0.elapsed().as_secs_f64() * 1e3,
         cov.guarded,

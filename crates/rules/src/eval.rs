@@ -1,8 +1,11 @@
 //! Evaluation: one event + its lineage -> flags.
 //!
-//! Cheap by construction: rules are looked up by the event's kind first, so an event no
-//! rule cares about costs one hash lookup and no conversion; otherwise the event is turned
-//! into CEL values once, and ancestry/session/peer only when a rule of that kind reads them.
+//! Cheap by construction: rules are looked up by the event's kind first, then the
+//! [`crate::prefilter`] index and guards rule out, in plain Rust, the rules whose condition
+//! cannot be true for the event; an event no rule can match costs a few hash lookups and
+//! one pattern-set pass per derived value, and no CEL. Otherwise the event is viewed as CEL
+//! values once, and ancestry/session/peer are fetched only when a rule of that kind reads
+//! them (once, shared by the guards and CEL).
 
 use crate::compile::Needs;
 use crate::lazy::{Obj, ProcCtx};

@@ -540,9 +540,34 @@ fn same_flags(rules: &Ruleset, e: &Event, lineage: &dyn Lineage) -> Result<usize
     Ok(with.len())
 }
 
+/// The shipped rules plus the edge-case conditions of tests/fixtures/prefilter.
+fn with_edge_rules() -> Ruleset {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("rules"))
+        .expect("rules dir")
+        .map(|d| d.expect("entry").path())
+        .collect();
+    files.sort();
+    files.push(root().join("crates/rules/tests/fixtures/prefilter/edge-rules.yaml"));
+    let texts: Vec<(PathBuf, String)> = files
+        .into_iter()
+        .map(|f| {
+            let t = std::fs::read_to_string(&f).expect("read rules");
+            (f, t)
+        })
+        .collect();
+    let refs: Vec<(&Path, &str)> = texts
+        .iter()
+        .map(|(p, t)| (p.as_path(), t.as_str()))
+        .collect();
+    let loaded = Ruleset::from_sources(&refs);
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    loaded.ruleset
+}
+
 #[test]
 fn prefilter_is_exact_on_generated_events() {
-    let rules = shipped();
+    let rules = with_edge_rules();
+    assert!(rules.rules().iter().any(|r| r.id == "EDGE-015"));
     let p = pools();
     assert!(p.names.len() > 300 && p.paths.len() > 50, "pools too small");
     let g = Gen {

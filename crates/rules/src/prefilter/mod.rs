@@ -25,6 +25,10 @@ use std::sync::Arc;
 pub(crate) use build::Builder;
 pub(crate) use run::GuardCtx;
 
+/// Longest list turned into one pattern of a set (longer lists on a field without a
+/// literal index stay unkeyed).
+const MAX_ALTERNATION: usize = 256;
+
 /// Set of possible outcomes of a boolean CEL expression.
 pub(crate) type Mask = u8;
 pub(crate) const T: Mask = 1;
@@ -428,6 +432,10 @@ fn key_of(g: &B, macros: &[B]) -> Option<Vec<KeyAtom>> {
     fn lits(s: &S, set: HashSet<String>) -> Option<Vec<KeyAtom>> {
         // Rules are already indexed by kind: a kind test discriminates nothing here.
         if matches!(s, S::Field(PRef::Event, Fld::Kind)) {
+            return None;
+        }
+        // A huge list as one alternation would make a slow pattern set: leave it unkeyed.
+        if set.len() > MAX_ALTERNATION && subject(s).is_none() {
             return None;
         }
         Some(match subject(s) {
