@@ -5,7 +5,9 @@
 //! arrival rates (single-server queue model fed with the measured per-event service
 //! times, so no sleeping).
 //!
-//! Run: `cargo run --release -p causeway-rules --example bench [N_EVENTS]`
+//! Run: `cargo run --release -p causeway-rules --example bench [N_EVENTS]`; with
+//! `BENCH_PROFILE=before|after` only one path over the synthetic mix runs, once, for
+//! stable instruction counts under `valgrind --tool=callgrind`.
 
 use causeway_model::timefmt::Timestamp;
 use causeway_model::*;
@@ -235,12 +237,21 @@ fn measure(
 }
 
 fn compare(name: &str, rules: &Ruleset, events: &[Event], lineage: &dyn Lineage) {
-    let (after, fa, ka) = measure(rules, events, lineage, with_prefilter, 3);
-    if std::env::var_os("BENCH_PROFILE").is_some() {
-        // Profiling the prefiltered path only (e.g. under callgrind).
-        println!("{name}: with prefilter {after:.0} events/s/core ({fa} flags)");
-        return;
+    // BENCH_PROFILE=after|before: one path only, once (for callgrind's instruction counts).
+    match std::env::var("BENCH_PROFILE").as_deref() {
+        Ok("before") => {
+            let (r, f, _) = measure(rules, events, lineage, without_prefilter, 1);
+            println!("{name}: without prefilter {r:.0} events/s/core ({f} flags)");
+            return;
+        }
+        Ok(_) => {
+            let (r, f, _) = measure(rules, events, lineage, with_prefilter, 1);
+            println!("{name}: with prefilter {r:.0} events/s/core ({f} flags)");
+            return;
+        }
+        Err(_) => {}
     }
+    let (after, fa, ka) = measure(rules, events, lineage, with_prefilter, 3);
     let (before, fb, kb) = measure(rules, events, lineage, without_prefilter, 1);
     println!(
         "{name}: {} events; without prefilter {before:.0} events/s/core, with {after:.0} events/s/core (x{:.1}); flags {fb} / {fa}",
