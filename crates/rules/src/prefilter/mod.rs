@@ -447,11 +447,20 @@ fn key_of(g: &B, macros: &[B]) -> Option<Vec<KeyAtom>> {
             }
         })
     }
-    // Cheaper keys first: literal lookups, then few patterns.
+    // Reads `parent` (a lineage lookup per event to compute the key).
+    fn lineage(s: &S) -> bool {
+        match s {
+            S::Field(PRef::Parent, _) => true,
+            S::Lower(x) | S::Basename(x) => lineage(x),
+            _ => false,
+        }
+    }
+    // Cheaper keys first: literal lookups, then few patterns, then keys needing the lineage.
     fn cost(k: &[KeyAtom]) -> usize {
         k.iter()
             .map(|a| match a {
                 KeyAtom::Lit(..) => 1,
+                KeyAtom::Rx(s, _) if lineage(s) => 16,
                 KeyAtom::Rx(..) => 4,
             })
             .sum()
