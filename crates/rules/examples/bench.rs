@@ -1,13 +1,23 @@
-//! Rule evaluation throughput with the full shipped ruleset over a synthetic event mix,
-//! and event -> incident latency at fixed arrival rates (single-server queue model fed
-//! with the measured per-event service times, so no sleeping).
+//! Rule evaluation throughput with the full shipped ruleset, with the prefilter and without
+//! it (every rule of the kind through CEL), per event kind, over two mixes: a synthetic
+//! one (mostly file writes, some execs, connects and sensitive reads) and the recorded
+//! fixture events of the repository replicated; then event -> incident latency at fixed
+//! arrival rates (single-server queue model fed with the measured per-event service
+//! times, so no sleeping).
 //!
-//! Run: `cargo run --release -p causeway-rules --example bench [N_EVENTS]`
+//! Run: `cargo run --release -p causeway-rules --example bench [N_EVENTS]`; with
+//! `BENCH_PROFILE=before|after` only one path over the synthetic mix runs, once, for
+//! stable instruction counts under `valgrind --tool=callgrind`.
 
 use causeway_model::timefmt::Timestamp;
 use causeway_model::*;
-use causeway_rules::{IncidentConfig, IncidentEngine, MemoryLineage, Ruleset};
+use causeway_rules::testcase::read_events;
+use causeway_rules::{
+    EvalStats, Flag, IncidentConfig, IncidentEngine, Lineage, MemoryLineage, Ruleset,
+};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 fn proc(pid: u32, ppid: u32, exe: &str, argv: &[&str]) -> Process {
@@ -64,7 +74,9 @@ fn synth(n: usize) -> Vec<Event> {
     // A fixed session: sshd -> bash; every synthetic process is a child or grandchild.
     let sshd = proc(100, 1, "/usr/sbin/sshd", &["sshd: alice@pts/0"]);
     let bash = proc(101, 100, "/usr/bin/bash", &["-bash"]);
-    for p in [&sshd, &bash] {
+    let git = proc(102, 101, "/usr/bin/git", &["git", "fetch"]);
+    let aws = proc(103, 101, "/usr/local/bin/aws", &["aws", "s3", "ls"]);
+    for p in [&sshd, &bash, &git, &aws] {
         let mut e = Event::new(Timestamp(t), Kind::ProcessExec, host.clone(), p.clone());
         e.exec = Some(Exec {
             filename: p.exe.clone(),
@@ -120,6 +132,29 @@ fn synth(n: usize) -> Vec<Event> {
             });
             out.push(e);
         }
+        // Sensitive reads the agent reports, mostly by their owners (sshd reading shadow,
+        // git a key, the cloud CLI its credentials), 1 in 12 by something else.
+        if i.is_multiple_of(3) {
+            let (reader, path) = match i % 12 {
+                0 => (&sshd, "/etc/shadow"),
+                3 => (&git, "/home/alice/.ssh/id_ed25519"),
+                6 => (&aws, "/home/alice/.aws/credentials"),
+                _ => (&p, "/home/alice/.aws/credentials"),
+            };
+            let mut e = Event::new(
+                Timestamp(t + 7),
+                Kind::FileOpen,
+                host.clone(),
+                reader.clone(),
+            );
+            e.file = Some(File {
+                path: path.into(),
+                sensitive: true,
+                flags: Some(0),
+                ..Default::default()
+            });
+            out.push(e);
+        }
         if i.is_multiple_of(2) && !exe.ends_with("bash") {
             let mut e = Event::new(Timestamp(t + 8), Kind::NetConnect, host.clone(), p.clone());
             e.network = Some(Network {
@@ -163,6 +198,111 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted.get(i).copied().unwrap_or(0.0)
 }
 
+type Eval = fn(&Ruleset, &Event, &dyn Lineage) -> Vec<Flag>;
+
+fn with_prefilter(r: &Ruleset, e: &Event, l: &dyn Lineage) -> Vec<Flag> {
+    r.evaluate(e, l)
+}
+
+fn without_prefilter(r: &Ruleset, e: &Event, l: &dyn Lineage) -> Vec<Flag> {
+    r.evaluate_unfiltered(e, l)
+}
+
+/// Events/s over `events` (best of `rounds`) and per-kind microseconds per event.
+fn measure(
+    rules: &Ruleset,
+    events: &[Event],
+    lineage: &dyn Lineage,
+    eval: Eval,
+    rounds: usize,
+) -> (f64, usize, BTreeMap<Kind, (usize, f64)>) {
+    let mut best = f64::MAX;
+    let mut flags = 0;
+    let mut per_kind: BTreeMap<Kind, (usize, f64)> = BTreeMap::new();
+    for _ in 0..rounds {
+        let mut kinds: BTreeMap<Kind, (usize, f64)> = BTreeMap::new();
+        let start = Instant::now();
+        flags = 0;
+        for e in events {
+            let s = Instant::now();
+            flags += eval(rules, e, lineage).len();
+            let k = kinds.entry(e.kind).or_default();
+            k.0 += 1;
+            k.1 += s.elapsed().as_secs_f64();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        if secs < best {
+            best = secs;
+            per_kind = kinds;
+        }
+    }
+    (events.len() as f64 / best, flags, per_kind)
+}
+
+fn compare(name: &str, rules: &Ruleset, events: &[Event], lineage: &dyn Lineage) {
+    // BENCH_PROFILE=after|before: one path only, once (for callgrind's instruction counts).
+    match std::env::var("BENCH_PROFILE").as_deref() {
+        Ok("before") => {
+            let (r, f, _) = measure(rules, events, lineage, without_prefilter, 1);
+            println!("{name}: without prefilter {r:.0} events/s/core ({f} flags)");
+            return;
+        }
+        Ok(_) => {
+            let (r, f, _) = measure(rules, events, lineage, with_prefilter, 1);
+            println!("{name}: with prefilter {r:.0} events/s/core ({f} flags)");
+            return;
+        }
+        Err(_) => {}
+    }
+    let (after, fa, ka) = measure(rules, events, lineage, with_prefilter, 3);
+    let (before, fb, kb) = measure(rules, events, lineage, without_prefilter, 1);
+    println!(
+        "{name}: {} events; without prefilter {before:.0} events/s/core, with {after:.0} events/s/core (x{:.1}); flags {fb} / {fa}",
+        events.len(),
+        after / before
+    );
+    assert_eq!(fa, fb, "the prefilter changed the number of flags");
+    for (k, (n, ta)) in &ka {
+        let tb = kb.get(k).map_or(0.0, |x| x.1);
+        println!(
+            "  {:<22} {:>7} events ({:>4.1}%)  {:>3} rules  before {:>7.2} us/event  after {:>6.2} us/event",
+            k.as_str(),
+            n,
+            *n as f64 * 100.0 / events.len() as f64,
+            rules.rules_for(*k).count(),
+            tb * 1e6 / *n as f64,
+            ta * 1e6 / *n as f64
+        );
+    }
+}
+
+/// Every recorded JSON-lines fixture of the repository, in file order.
+fn fixtures() -> Result<Vec<Event>, Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = Vec::new();
+    for dir in [
+        "crates/server/fixtures",
+        "crates/rules/tests/fixtures",
+        "crates/graph/tests/fixtures",
+        "crates/policy/tests/fixtures",
+    ] {
+        let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for f in rd.flatten() {
+            if f.path().extension().is_some_and(|x| x == "jsonl") {
+                files.push(f.path());
+            }
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        out.extend(read_events(&f)?);
+    }
+    Ok(out)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = std::env::args()
         .nth(1)
@@ -171,10 +311,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../rules");
     let t0 = Instant::now();
     let rules = Ruleset::load(&[dir])?;
+    let cov = rules.prefilter_coverage();
     println!(
-        "loaded {} rules in {:.1} ms",
+        "loaded {} rules in {:.1} ms; prefilter: {} rules guarded ({} indexed by literal keys or patterns), {} always run CEL",
         rules.rules().len(),
-        t0.elapsed().as_secs_f64() * 1e3
+        t0.elapsed().as_secs_f64() * 1e3,
+        cov.guarded,
+        cov.keyed,
+        cov.rules - cov.guarded
     );
     let events = synth(n);
     let mut lineage = MemoryLineage::new();
@@ -182,46 +326,64 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         lineage.observe(e);
     }
     // 1. Pure rule evaluation (lineage prebuilt): events/s on one core.
-    let start = Instant::now();
-    let mut flags = 0usize;
-    let mut by_rule: std::collections::BTreeMap<String, usize> = Default::default();
+    compare("synthetic mix", &rules, &events, &lineage);
+    if std::env::var_os("BENCH_PROFILE").is_some() {
+        return Ok(());
+    }
+    let mut by_rule: BTreeMap<String, usize> = BTreeMap::new();
     for e in &events {
         for f in rules.evaluate(e, &lineage) {
-            flags += 1;
             *by_rule.entry(f.rule_id).or_default() += 1;
         }
     }
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "evaluate: {n} events in {secs:.3} s = {:.0} events/s/core ({flags} flags)",
-        n as f64 / secs
-    );
     if !by_rule.is_empty() {
         println!("  flags by rule on the synthetic mix: {by_rule:?}");
     }
-    // Per kind.
-    for kind in [
-        Kind::ProcessExec,
-        Kind::FileOpen,
-        Kind::NetConnect,
-        Kind::ProcessFork,
-    ] {
-        let sub: Vec<&Event> = events.iter().filter(|e| e.kind == kind).collect();
-        let s = Instant::now();
-        for e in &sub {
-            let _ = rules.evaluate(e, &lineage);
-        }
-        let d = s.elapsed().as_secs_f64();
-        println!(
-            "  {kind}: {} rules, {:.1} us/event",
-            rules.rules_for(kind).count(),
-            d * 1e6 / sub.len().max(1) as f64
-        );
+    let stats = EvalStats::default();
+    let mut all_rules = 0usize;
+    for e in &events {
+        let _ = rules.evaluate_with_stats(e, &lineage, Some(&stats));
+        all_rules += rules.rules_for(e.kind).count();
     }
+    println!(
+        "  CEL conditions run: {:.4} per event (without the prefilter: {:.2} per event)",
+        stats.evaluations.load(Ordering::Relaxed) as f64 / events.len() as f64,
+        all_rules as f64 / events.len() as f64
+    );
+    let mut passes: BTreeMap<(Kind, String), usize> = BTreeMap::new();
+    for e in &events {
+        for r in rules.prefilter_passes(e, &lineage) {
+            *passes.entry((e.kind, r.id.clone())).or_default() += 1;
+        }
+    }
+    let mut passes: Vec<_> = passes.into_iter().collect();
+    passes.sort_by_key(|p| std::cmp::Reverse(p.1));
+    println!("  rules whose guard let CEL run most often on the synthetic mix:");
+    for ((k, id), c) in passes.iter().take(12) {
+        println!("    {id} on {k}: {c}");
+    }
+    let recorded = fixtures()?;
+    let mut rec_lineage = MemoryLineage::new();
+    for e in &recorded {
+        rec_lineage.observe(e);
+    }
+    let mut replicated = Vec::with_capacity(n);
+    while replicated.len() < n && !recorded.is_empty() {
+        replicated.extend(recorded.iter().take(n - replicated.len()).cloned());
+    }
+    compare(
+        &format!(
+            "recorded fixtures ({} distinct, replicated)",
+            recorded.len()
+        ),
+        &rules,
+        &replicated,
+        &rec_lineage,
+    );
     let slow = rules.profile(&events[..events.len().min(20_000)], &lineage);
-    println!("  slowest rules (CEL time summed over the first 20k events):");
+    println!("  slowest rules (CEL time summed over the first 20k events, all rules run):");
     for (id, c) in slow.iter().take(8) {
-        println!("    {id}: {:.2} s total", c);
+        println!("    {id}: {:.3} s total", c);
     }
     // 2. Full pipeline per event (lineage update + evaluate + incidents): service times.
     let mut lineage = MemoryLineage::new();

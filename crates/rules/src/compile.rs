@@ -68,7 +68,7 @@ static REGEX_CACHE: LazyLock<RwLock<HashMap<String, Arc<regex::Regex>>>> =
     LazyLock::new(|| RwLock::new(HashMap::new()));
 const REGEX_CACHE_MAX: usize = 10_000;
 
-fn cached_regex(pattern: &str) -> Result<Arc<regex::Regex>, regex::Error> {
+pub(crate) fn cached_regex(pattern: &str) -> Result<Arc<regex::Regex>, regex::Error> {
     if let Ok(cache) = REGEX_CACHE.read() {
         if let Some(r) = cache.get(pattern) {
             return Ok(r.clone());

@@ -1,12 +1,16 @@
 //! Evaluation: one event + its lineage -> flags.
 //!
-//! Cheap by construction: rules are looked up by the event's kind first, so an event no
-//! rule cares about costs one hash lookup and no conversion; otherwise the event is turned
-//! into CEL values once, and ancestry/session/peer only when a rule of that kind reads them.
+//! Cheap by construction: rules are looked up by the event's kind first, then the
+//! [`crate::prefilter`] index and guards rule out, in plain Rust, the rules whose condition
+//! cannot be true for the event; an event no rule can match costs a few hash lookups and
+//! one pattern-set pass per derived value, and no CEL. Otherwise the event is viewed as CEL
+//! values once, and ancestry/session/peer are fetched only when a rule of that kind reads
+//! them (once, shared by the guards and CEL).
 
 use crate::compile::Needs;
 use crate::lazy::{Obj, ProcCtx};
 use crate::lineage::Lineage;
+use crate::prefilter::{GuardCtx, KindIndex};
 use crate::ruleset::{Rule, Ruleset};
 use crate::schema::Severity;
 use crate::values;
@@ -111,8 +115,12 @@ impl VariableResolver for Vars<'_> {
 #[derive(Debug, Default)]
 pub struct EvalStats {
     pub events: AtomicU64,
+    /// Conditions run through CEL.
     pub evaluations: AtomicU64,
     pub errors: AtomicU64,
+    /// Rules of the event's kind the prefilter proved could not match (no CEL run, so an
+    /// error such a rule would have raised on the event is not counted either).
+    pub prefiltered: AtomicU64,
 }
 
 /// Process views built once per event.
@@ -175,7 +183,7 @@ impl Ruleset {
                 continue;
             };
             let needs = self.needs_by_kind.get(&e.kind).copied().unwrap_or_default();
-            let fetched = self.fetch(e, needs, lineage);
+            let fetched = self.fetch(e, needs, lineage, None);
             let prep = Prepared::new(e, &fetched);
             for &i in idx {
                 let Some(rule) = self.rules.get(i) else {
@@ -194,24 +202,20 @@ impl Ruleset {
         v
     }
 
-    fn fetch(&self, e: &Event, needs: Needs, lineage: &dyn Lineage) -> Fetched {
+    fn fetch(
+        &self,
+        e: &Event,
+        needs: Needs,
+        lineage: &dyn Lineage,
+        prefetched: Option<Vec<Arc<Process>>>,
+    ) -> Fetched {
         let mut f = Fetched {
             ancestors: Vec::new(),
             peer: None,
             session: None,
         };
         if needs.ancestors {
-            // The lineage may not know the process yet (its exec is being evaluated): walk
-            // from its parent then.
-            f.ancestors = lineage.ancestors(&e.process.id, MAX_ANCESTORS);
-            if f.ancestors.is_empty() && !e.process.parent_id.is_empty() {
-                if let Some(p) = lineage.process(&e.process.parent_id) {
-                    let pid = p.id.clone();
-                    f.ancestors.push(p);
-                    f.ancestors
-                        .extend(lineage.ancestors(&pid, MAX_ANCESTORS - 1));
-                }
-            }
+            f.ancestors = prefetched.unwrap_or_else(|| ancestors_of(e, lineage));
             if needs.session {
                 f.session = Some(values::session(&e.process, &f.ancestors));
             }
@@ -227,17 +231,67 @@ impl Ruleset {
         self.evaluate_with_stats(e, lineage, None)
     }
 
+    /// [`Ruleset::evaluate`], counting into `stats`. Only the rules whose prefilter guard
+    /// may hold run CEL (see [`crate::prefilter`]); the flags are the same as running all.
     pub fn evaluate_with_stats(
         &self,
         e: &Event,
         lineage: &dyn Lineage,
         stats: Option<&EvalStats>,
     ) -> Vec<Flag> {
-        let Some(idx) = self.by_kind.get(&e.kind) else {
+        let Some(ki) = self.prefilter.by_kind.get(&e.kind) else {
             return Vec::new();
         };
+        let guards = GuardCtx::new(e, &self.prefilter, lineage);
+        let mut cand = candidates(ki, &guards);
+        cand.retain(|&i| guards.may_match(i));
+        let total = self.by_kind.get(&e.kind).map_or(0, Vec::len);
+        if let Some(st) = stats {
+            st.prefiltered
+                .fetch_add((total - cand.len()) as u64, Ordering::Relaxed);
+        }
+        let ancestors = guards.take_ancestors();
+        self.run_rules(e, lineage, stats, &cand, ancestors)
+    }
+
+    /// Rules of the event's kind whose prefilter guard may hold, i.e. that run CEL.
+    pub fn prefilter_passes(&self, e: &Event, lineage: &dyn Lineage) -> Vec<&Rule> {
+        let Some(ki) = self.prefilter.by_kind.get(&e.kind) else {
+            return Vec::new();
+        };
+        let guards = GuardCtx::new(e, &self.prefilter, lineage);
+        candidates(ki, &guards)
+            .into_iter()
+            .filter(|&i| guards.may_match(i))
+            .filter_map(|i| self.rules.get(i))
+            .collect()
+    }
+
+    /// Every rule of the event's kind through CEL, without the prefilter: the reference
+    /// the prefilter is tested against, and the "before" of the benchmark.
+    pub fn evaluate_unfiltered(&self, e: &Event, lineage: &dyn Lineage) -> Vec<Flag> {
+        match self.by_kind.get(&e.kind) {
+            Some(idx) => self.run_rules(e, lineage, None, idx, None),
+            None => Vec::new(),
+        }
+    }
+
+    fn run_rules(
+        &self,
+        e: &Event,
+        lineage: &dyn Lineage,
+        stats: Option<&EvalStats>,
+        idx: &[usize],
+        ancestors: Option<Vec<Arc<Process>>>,
+    ) -> Vec<Flag> {
+        if let Some(st) = stats {
+            st.events.fetch_add(1, Ordering::Relaxed);
+        }
+        if idx.is_empty() {
+            return Vec::new();
+        }
         let needs = self.needs_by_kind.get(&e.kind).copied().unwrap_or_default();
-        let fetched = self.fetch(e, needs, lineage);
+        let fetched = self.fetch(e, needs, lineage, ancestors);
         let prep = Prepared::new(e, &fetched);
         let vars = self.vars(e, &prep, &fetched);
         let mut ctx = Context::with_env(self.env.clone());
@@ -277,13 +331,45 @@ impl Ruleset {
             out.push(flag);
         }
         if let Some(st) = stats {
-            st.events.fetch_add(1, Ordering::Relaxed);
             st.evaluations
                 .fetch_add(idx.len() as u64, Ordering::Relaxed);
             st.errors.fetch_add(errors, Ordering::Relaxed);
         }
         out
     }
+}
+
+/// Rules of the kind the index cannot rule out for the event, in rule order (flags come
+/// out in rule order, as without the prefilter).
+fn candidates(ki: &KindIndex, guards: &GuardCtx<'_>) -> Vec<usize> {
+    let mut cand: Vec<usize> = Vec::with_capacity(ki.rest.len() + 8);
+    for (sub, map) in &ki.keyed {
+        if let Some(hit) = guards.subject(*sub).and_then(|v| map.get(v.as_ref())) {
+            cand.extend_from_slice(hit);
+        }
+    }
+    for g in &ki.rx {
+        guards.rx_candidates(g, &mut cand);
+    }
+    cand.extend_from_slice(&ki.rest);
+    cand.sort_unstable();
+    cand.dedup();
+    cand
+}
+
+/// The ancestors rules see (parent first). The lineage may not know the process yet (its
+/// exec is being evaluated): walk from its parent then. Shared by the CEL context and the
+/// prefilter, which must see the same ancestors.
+pub(crate) fn ancestors_of(e: &Event, lineage: &dyn Lineage) -> Vec<Arc<Process>> {
+    let mut out = lineage.ancestors(&e.process.id, MAX_ANCESTORS);
+    if out.is_empty() && !e.process.parent_id.is_empty() {
+        if let Some(p) = lineage.process(&e.process.parent_id) {
+            let pid = p.id.clone();
+            out.push(p);
+            out.extend(lineage.ancestors(&pid, MAX_ANCESTORS - 1));
+        }
+    }
+    out
 }
 
 /// Run a program: `Some(bool)`, or `None` when it errored (e.g. a field of `null`) or did

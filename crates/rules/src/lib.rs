@@ -5,8 +5,9 @@
 //! Key design choice: conditions are standard CEL evaluated over the event *and its graph
 //! context* (ancestors, session, container, flow peer), which the engine reads through the
 //! small [`Lineage`] trait rather than depending on the graph crate. Context that no rule
-//! of an event's kind reads is never built, so evaluation stays cheap enough to run inline
-//! on its own thread next to ingestion.
+//! of an event's kind reads is never built, and a prefilter compiled from each condition
+//! (exact: it only skips rules whose condition cannot be true) keeps CEL off the events no
+//! rule can match, so evaluation stays cheap enough to run inline next to ingestion.
 
 pub mod compile;
 pub mod diag;
@@ -14,6 +15,7 @@ pub mod eval;
 pub mod incident;
 pub mod lazy;
 pub mod lineage;
+pub mod prefilter;
 pub mod ruleset;
 pub mod schema;
 pub mod testcase;
@@ -27,5 +29,6 @@ pub use incident::{
     Incident, IncidentConfig, IncidentEngine, IncidentFlag, IncidentUpdate, ProcessRef, Trace,
 };
 pub use lineage::{Lineage, MemoryLineage, NoLineage, ProcessIndex};
+pub use prefilter::Coverage;
 pub use ruleset::{Loaded, Rule, Ruleset};
 pub use schema::Severity;

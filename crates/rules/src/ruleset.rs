@@ -6,6 +6,7 @@
 
 use crate::compile::{self, MacroMeta, Names, Needs};
 use crate::diag::{Diagnostic, FileError, LoadError};
+use crate::prefilter::{Builder, Coverage, Prefilter};
 use crate::schema::{self, FileDef, RuleDef, Severity};
 use crate::{values, yaml};
 use causeway_model::Kind;
@@ -65,6 +66,8 @@ pub struct Ruleset {
     pub(crate) macro_index: HashMap<String, usize>,
     /// Disabled rules, by id: loaded and checked but never run.
     pub disabled: Vec<String>,
+    /// Guards and literal index run before CEL.
+    pub(crate) prefilter: Prefilter,
 }
 
 impl std::fmt::Debug for Ruleset {
@@ -170,6 +173,7 @@ impl Ruleset {
         // a macro may use lists and the macros defined before it, which also rules out cycles.
         let mut list_names: HashSet<String> = HashSet::new();
         let mut lists: HashMap<String, Box<dyn Val>> = HashMap::new();
+        let mut list_sets: HashMap<String, Arc<HashSet<String>>> = HashMap::new();
         let mut macros: HashMap<String, MacroMeta> = HashMap::new();
         let mut macro_programs: HashMap<String, Program> = HashMap::new();
         let mut bad_files: HashSet<usize> = HashSet::new();
@@ -195,6 +199,7 @@ impl Ruleset {
                 list_names.insert(l.name.clone());
                 if let Ok(v) = Box::<dyn Val>::try_from(values::string_set(&l.items)) {
                     lists.insert(l.name.clone(), v);
+                    list_sets.insert(l.name.clone(), Arc::new(l.items.iter().cloned().collect()));
                 }
             }
         }
@@ -314,6 +319,7 @@ impl Ruleset {
         for n in rs.needs_by_kind.values_mut() {
             *n = n.union(sup_needs);
         }
+        rs.prefilter = build_prefilter(&rs, &list_sets);
         Loaded {
             ruleset: rs,
             errors,
@@ -331,6 +337,7 @@ impl Ruleset {
             macros: Vec::new(),
             macro_index: HashMap::new(),
             disabled: Vec::new(),
+            prefilter: Prefilter::default(),
         }
     }
 
@@ -353,6 +360,11 @@ impl Ruleset {
         &self.suppressions
     }
 
+    /// What the prefilter covers (rules with a guard, rules indexed by a literal key).
+    pub fn prefilter_coverage(&self) -> Coverage {
+        self.prefilter.coverage()
+    }
+
     /// Rules that run on events of this kind.
     pub fn rules_for(&self, kind: Kind) -> impl Iterator<Item = &Rule> {
         self.by_kind
@@ -361,6 +373,16 @@ impl Ruleset {
             .flatten()
             .filter_map(|i| self.rules.get(*i))
     }
+}
+
+/// Guards for every rule, then the per-kind literal index.
+fn build_prefilter(rs: &Ruleset, lists: &HashMap<String, Arc<HashSet<String>>>) -> Prefilter {
+    let mut b = Builder::new(&rs.macros, &rs.macro_index, lists);
+    let guards = rs.rules.iter().map(|r| b.condition(&r.program)).collect();
+    let mut pf = b.finish(guards);
+    let kinds: Vec<Vec<Kind>> = rs.rules.iter().map(|r| r.kinds.clone()).collect();
+    pf.index(&kinds);
+    pf
 }
 
 fn compile_rule(
