@@ -32,7 +32,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define S_IFSOCK 0140000
 #define BPF_PROG_LOAD_CMD 5
 #define SIGNAL_GROUP_EXIT 0x00000004
-#define PTRACE_TRACEME 0
 
 /* Set by the loader before load. */
 const volatile __u32 capture_file_writes = 1;

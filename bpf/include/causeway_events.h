@@ -23,6 +23,9 @@
 #include <linux/types.h>
 #endif
 
+/* Syscall numbers and ptrace requests that records carry: one per-architecture table. */
+#include "cw_syscall_nr.h"
+
 /* Bounds of workload-controlled data captured in the kernel (documented in README). */
 #define CW_COMM_LEN 16
 #define CW_ARGV_MAX 16384   /* bytes of argv (NUL-separated) per exec */
@@ -171,14 +174,14 @@ struct cw_cred {
 	struct cw_hdr hdr;
 	struct cw_creds old;
 	struct cw_creds new_;
-	__u32 syscall; /* x86-64 syscall number */
+	__u32 syscall; /* CW_NR_* (cw_syscall_nr.h) */
 	__u32 pad;
 };
 
 /* CW_PTRACE */
 struct cw_ptrace {
 	struct cw_hdr hdr;
-	__s64 request;
+	__s64 request; /* CW_PTRACE_* (cw_syscall_nr.h) */
 	__u32 target_pid;
 	__s32 ret;
 };
@@ -198,7 +201,7 @@ struct cw_mount {
 /* CW_MODULE: data = path (components, finit_module only). */
 struct cw_module {
 	struct cw_hdr hdr;
-	__u32 syscall;
+	__u32 syscall; /* CW_NR_init_module or CW_NR_finit_module */
 	__s32 ret;
 	__u16 path_len;
 	__u16 pad[11];

@@ -10,6 +10,44 @@ use causeway_model::*;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+/// The kernel's number of each kind, by an exhaustive match: a kind added to the model without
+/// its `enum cw_kind` counterpart does not compile, and neither does a number that differs.
+const fn kernel_code(k: Kind) -> u32 {
+    match k {
+        Kind::ProcessFork => raw::cw_kind_CW_FORK,
+        Kind::ProcessExec => raw::cw_kind_CW_EXEC,
+        Kind::ProcessExit => raw::cw_kind_CW_EXIT,
+        Kind::NetConnect => raw::cw_kind_CW_CONNECT,
+        Kind::NetAccept => raw::cw_kind_CW_ACCEPT,
+        Kind::NetListen => raw::cw_kind_CW_LISTEN,
+        Kind::FileOpen => raw::cw_kind_CW_OPEN,
+        Kind::FileRename => raw::cw_kind_CW_RENAME,
+        Kind::FileUnlink => raw::cw_kind_CW_UNLINK,
+        Kind::FileChmod => raw::cw_kind_CW_CHMOD,
+        Kind::CredChange => raw::cw_kind_CW_CRED,
+        Kind::ProcessPtrace => raw::cw_kind_CW_PTRACE,
+        Kind::FsMount => raw::cw_kind_CW_MOUNT,
+        Kind::KernelModuleLoad => raw::cw_kind_CW_MODULE,
+        Kind::KernelBpfLoad => raw::cw_kind_CW_BPF,
+        Kind::ProcessMemfdCreate => raw::cw_kind_CW_MEMFD,
+    }
+}
+
+const _: () = {
+    let mut i = 0;
+    while i < Kind::ALL.len() {
+        let k = Kind::ALL[i];
+        assert!(
+            k.code() as u32 == kernel_code(k),
+            "Kind::code differs from enum cw_kind"
+        );
+        i += 1;
+    }
+    // Every kernel kind has a model kind (the kernel's numbers are 1..CW_KIND_MAX).
+    assert!(Kind::ALL.len() as u32 + 1 == raw::cw_kind_CW_KIND_MAX);
+    assert!(Kind::MAX_CODE as u32 + 1 == raw::cw_kind_CW_KIND_MAX);
+};
+
 fn flag(h: &raw::cw_hdr, f: u32) -> bool {
     u32::from(h.flags) & f != 0
 }
@@ -152,15 +190,17 @@ impl Converter {
         e
     }
 
-    /// Convert one record. `None` for records that are not events (e.g. a thread's exit).
+    /// Convert one record. `None` when its kind number is not a model kind (the decoder
+    /// refuses those already; the caller counts it as a decode error).
     pub fn convert(&mut self, rec: &Record<'_>) -> Option<Event> {
         let h = rec.hdr();
+        let kind = Kind::from_code(h.kind)?;
         let key = self.key(h.task.pid, h.task.start_boottime);
         match rec {
             Record::Fork(r) => {
                 let parent = self.key(r.hdr.task.ppid, r.hdr.task.parent_start_boottime);
                 self.table.fork(&key, &parent);
-                Some(self.event(h, Kind::ProcessFork))
+                Some(self.event(h, kind))
             }
             Record::Exec {
                 rec: r,
@@ -194,7 +234,7 @@ impl Converter {
                     exited_at: None,
                 };
                 self.table.exec(&key, entry);
-                let mut e = self.event(h, Kind::ProcessExec);
+                let mut e = self.event(h, kind);
                 e.exec = Some(Exec {
                     filename: escape_bytes(cstr(filename)),
                     memfd: flag(h, raw::CW_F_MEMFD),
@@ -214,7 +254,7 @@ impl Converter {
                 Some(e)
             }
             Record::Exit(r) => {
-                let mut e = self.event(h, Kind::ProcessExit);
+                let mut e = self.event(h, kind);
                 let st = r.status;
                 let sig = (st & 0x7f) as i32;
                 e.exit = Some(if sig == 0 {
@@ -234,11 +274,6 @@ impl Converter {
                 Some(e)
             }
             Record::Net(r) => {
-                let kind = match u32::from(h.kind) {
-                    raw::cw_kind_CW_CONNECT => Kind::NetConnect,
-                    raw::cw_kind_CW_ACCEPT => Kind::NetAccept,
-                    _ => Kind::NetListen,
-                };
                 let mut e = self.event(h, kind);
                 e.network = Some(network(r));
                 Some(e)
@@ -248,9 +283,9 @@ impl Converter {
                 path,
                 path2,
                 dir,
-            } => Some(self.file(h, r, path, path2, dir)),
+            } => Some(self.file(h, kind, r, path, path2, dir)),
             Record::Cred(r) => {
-                let mut e = self.event(h, Kind::CredChange);
+                let mut e = self.event(h, kind);
                 e.cred = Some(Cred {
                     syscall: syscall_name(r.syscall).to_string(),
                     old: creds(&r.old),
@@ -259,7 +294,7 @@ impl Converter {
                 Some(e)
             }
             Record::Ptrace(r) => {
-                let mut e = self.event(h, Kind::ProcessPtrace);
+                let mut e = self.event(h, kind);
                 let boot = self.host.boot;
                 let target_id = self
                     .table
@@ -286,7 +321,7 @@ impl Converter {
                 target,
                 fstype,
             } => {
-                let mut e = self.event(h, Kind::FsMount);
+                let mut e = self.event(h, kind);
                 e.mount = Some(Mount {
                     source: escape_bytes(cstr(source)),
                     target: escape_bytes(cstr(target)),
@@ -297,7 +332,7 @@ impl Converter {
                 Some(e)
             }
             Record::Module { rec: r, path } => {
-                let mut e = self.event(h, Kind::KernelModuleLoad);
+                let mut e = self.event(h, kind);
                 e.module = Some(Module {
                     syscall: syscall_name(r.syscall).to_string(),
                     path: (!path.is_empty()).then(|| escape_bytes(&components_to_path(path))),
@@ -306,7 +341,7 @@ impl Converter {
                 Some(e)
             }
             Record::Bpf(r) => {
-                let mut e = self.event(h, Kind::KernelBpfLoad);
+                let mut e = self.event(h, kind);
                 let name: Vec<u8> = r.prog_name.iter().map(|&c| c as u8).collect();
                 e.bpf = Some(Bpf {
                     prog_type: r.prog_type,
@@ -316,7 +351,7 @@ impl Converter {
                 Some(e)
             }
             Record::Memfd { rec: r, name } => {
-                let mut e = self.event(h, Kind::ProcessMemfdCreate);
+                let mut e = self.event(h, kind);
                 e.memfd = Some(Memfd {
                     name: escape_bytes(cstr(name)),
                     flags: r.flags,
@@ -348,17 +383,12 @@ impl Converter {
     fn file(
         &mut self,
         h: &raw::cw_hdr,
+        kind: Kind,
         r: &raw::cw_file,
         path: &[u8],
         path2: &[u8],
         dir: &[u8],
     ) -> Event {
-        let kind = match u32::from(h.kind) {
-            raw::cw_kind_CW_OPEN => Kind::FileOpen,
-            raw::cw_kind_CW_RENAME => Kind::FileRename,
-            raw::cw_kind_CW_UNLINK => Kind::FileUnlink,
-            _ => Kind::FileChmod,
-        };
         let dir_path = (!dir.is_empty()).then(|| components_to_path(dir));
         let resolve = |p: &[u8]| -> Vec<u8> {
             let p = cstr(p);
@@ -442,33 +472,39 @@ fn creds(c: &raw::cw_creds) -> Creds {
     }
 }
 
+/// Names of the syscalls records carry, from the one per-architecture table
+/// (`bpf/include/cw_syscall_nr.h`) the probes match on.
 fn syscall_name(nr: u32) -> &'static str {
     match nr {
-        105 => "setuid",
-        106 => "setgid",
-        113 => "setreuid",
-        114 => "setregid",
-        117 => "setresuid",
-        119 => "setresgid",
-        122 => "setfsuid",
-        123 => "setfsgid",
-        126 => "capset",
-        175 => "init_module",
-        313 => "finit_module",
+        raw::CW_NR_setuid => "setuid",
+        raw::CW_NR_setgid => "setgid",
+        raw::CW_NR_setreuid => "setreuid",
+        raw::CW_NR_setregid => "setregid",
+        raw::CW_NR_setresuid => "setresuid",
+        raw::CW_NR_setresgid => "setresgid",
+        raw::CW_NR_setfsuid => "setfsuid",
+        raw::CW_NR_setfsgid => "setfsgid",
+        raw::CW_NR_capset => "capset",
+        raw::CW_NR_init_module => "init_module",
+        raw::CW_NR_finit_module => "finit_module",
         _ => "unknown",
     }
 }
 
+/// Names of the ptrace requests the probes report (same table as the syscalls).
 fn ptrace_request(req: i64) -> &'static str {
+    let Ok(req) = u32::try_from(req) else {
+        return "PTRACE_OTHER";
+    };
     match req {
-        0 => "PTRACE_TRACEME",
-        4 => "PTRACE_POKETEXT",
-        5 => "PTRACE_POKEDATA",
-        6 => "PTRACE_POKEUSER",
-        13 => "PTRACE_SETREGS",
-        16 => "PTRACE_ATTACH",
-        0x4205 => "PTRACE_SETREGSET",
-        0x4206 => "PTRACE_SEIZE",
+        raw::CW_PTRACE_TRACEME => "PTRACE_TRACEME",
+        raw::CW_PTRACE_POKETEXT => "PTRACE_POKETEXT",
+        raw::CW_PTRACE_POKEDATA => "PTRACE_POKEDATA",
+        raw::CW_PTRACE_POKEUSER => "PTRACE_POKEUSER",
+        raw::CW_PTRACE_SETREGS => "PTRACE_SETREGS",
+        raw::CW_PTRACE_ATTACH => "PTRACE_ATTACH",
+        raw::CW_PTRACE_SETREGSET => "PTRACE_SETREGSET",
+        raw::CW_PTRACE_SEIZE => "PTRACE_SEIZE",
         _ => "PTRACE_OTHER",
     }
 }

@@ -141,14 +141,15 @@ pub fn run(
             };
             let (conv, sink) = &mut *st;
             match causeway_abi::decode(bytes) {
-                Ok(rec) => {
-                    if let Some(ev) = conv.convert(&rec) {
+                Ok(rec) => match conv.convert(&rec) {
+                    Some(ev) => {
                         stats.seen(ev.kind);
                         if !sink.send(ev) {
                             stats.sink_dropped();
                         }
                     }
-                }
+                    None => stats.decode_error(),
+                },
                 Err(e) => {
                     stats.decode_error();
                     tracing::debug!("undecodable record: {e}");

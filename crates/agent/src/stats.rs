@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
-const N: usize = Kind::ALL.len();
+/// Tables are indexed by the kind's stable number (`Kind::code`, equal to the kernel's
+/// `enum cw_kind`), so the kernel's counters and the agent's line up without a mapping.
+const N: usize = Kind::MAX_CODE as usize + 1;
 
 /// Live counters.
 #[derive(Debug, Default)]
@@ -40,12 +42,7 @@ pub struct StatsSnapshot {
 }
 
 fn kind_index(k: Kind) -> usize {
-    Kind::ALL.iter().position(|x| *x == k).unwrap_or(0)
-}
-
-/// Map the kernel's record kind (1-based enum) to the model's kind.
-fn kernel_kind(i: usize) -> Option<Kind> {
-    i.checked_sub(1).and_then(|j| Kind::ALL.get(j).copied())
+    usize::from(k.code())
 }
 
 impl Stats {
@@ -71,11 +68,13 @@ impl Stats {
 
     /// Store the kernel's counters (they are cumulative, so this overwrites).
     pub fn set_kernel(&self, c: &Counters) {
-        for (i, (&em, &lo)) in c.emitted.iter().zip(c.lost.iter()).enumerate() {
-            if let Some(k) = kernel_kind(i) {
-                self.kernel_emitted[kind_index(k)].store(em, Relaxed);
-                self.kernel_lost[kind_index(k)].store(lo, Relaxed);
-            }
+        for (code, (&em, &lo)) in c.emitted.iter().zip(c.lost.iter()).enumerate() {
+            // Slot 0 and anything past the model's kinds are unused by the kernel.
+            let Some(k) = u16::try_from(code).ok().and_then(Kind::from_code) else {
+                continue;
+            };
+            self.kernel_emitted[kind_index(k)].store(em, Relaxed);
+            self.kernel_lost[kind_index(k)].store(lo, Relaxed);
         }
         self.kernel_truncated.store(c.truncated, Relaxed);
         self.syscall_table_full.store(c.inflight_lost, Relaxed);

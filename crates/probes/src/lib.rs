@@ -25,6 +25,7 @@ mod lsm_skel {
 }
 
 pub use causeway_abi::raw::cw_counters;
+use causeway_abi::{bytes_of, raw};
 
 /// How denied execs are stopped on this kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +94,9 @@ impl Default for Config {
 /// Counters summed over CPUs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
-    pub emitted: [u64; causeway_abi::raw::cw_kind_CW_KIND_MAX as usize],
-    pub lost: [u64; causeway_abi::raw::cw_kind_CW_KIND_MAX as usize],
+    /// Indexed by the kernel's kind number (`enum cw_kind`, equal to `Kind::code`).
+    pub emitted: [u64; raw::cw_kind_CW_KIND_MAX as usize],
+    pub lost: [u64; raw::cw_kind_CW_KIND_MAX as usize],
     pub truncated: u64,
     pub inflight_lost: u64,
 }
@@ -241,13 +243,10 @@ impl Probes {
     /// Mark a file (or a directory, covering its direct children) as sensitive: reads of it
     /// are reported. `dev` is the kernel's encoding `(major << 20) | minor`.
     pub fn add_sensitive(&self, dev: u32, ino: u64) -> Result<(), ProbeError> {
-        let mut key = [0u8; 16];
-        key[..8].copy_from_slice(&ino.to_ne_bytes());
-        key[8..12].copy_from_slice(&dev.to_ne_bytes());
         self.skel
             .maps
             .sensitive
-            .update(&key, &[1u8], MapFlags::ANY)
+            .update(bytes_of(&file_key(dev, ino)), &[1u8], MapFlags::ANY)
             .map_err(|e| ProbeError::Map {
                 map: "sensitive",
                 error: format!("{e:#}"),
@@ -363,23 +362,26 @@ pub struct PolicyMaps {
     by_exe: libbpf_rs::MapHandle,
 }
 
-fn scope_bytes(policy_id: u32, mode: Mode) -> [u8; 8] {
-    let m = match mode {
-        Mode::Audit => causeway_abi::raw::CW_MODE_AUDIT,
-        Mode::Enforce => causeway_abi::raw::CW_MODE_ENFORCE,
-    };
-    let mut v = [0u8; 8];
-    v[..4].copy_from_slice(&policy_id.to_ne_bytes());
-    v[4..].copy_from_slice(&m.to_ne_bytes());
-    v
+fn scope(policy_id: u32, mode: Mode) -> raw::cw_scope {
+    raw::cw_scope {
+        policy_id,
+        mode: match mode {
+            Mode::Audit => raw::CW_MODE_AUDIT,
+            Mode::Enforce => raw::CW_MODE_ENFORCE,
+        },
+    }
 }
 
-fn allow_key(policy_id: u32, dev: u32, ino: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&ino.to_ne_bytes());
-    k[8..12].copy_from_slice(&dev.to_ne_bytes());
-    k[12..].copy_from_slice(&policy_id.to_ne_bytes());
-    k
+fn allow_key(policy_id: u32, dev: u32, ino: u64) -> raw::cw_allow_key {
+    raw::cw_allow_key {
+        ino,
+        dev,
+        policy_id,
+    }
+}
+
+fn file_key(dev: u32, ino: u64) -> raw::cw_file_key {
+    raw::cw_file_key { ino, dev, pad: 0 }
 }
 
 impl PolicyMaps {
@@ -400,7 +402,7 @@ impl PolicyMaps {
         self.by_cgroup
             .update(
                 &cgroup_id.to_ne_bytes(),
-                &scope_bytes(policy_id, mode),
+                bytes_of(&scope(policy_id, mode)),
                 MapFlags::ANY,
             )
             .map_err(Self::err("scope_by_cgroup"))
@@ -415,7 +417,7 @@ impl PolicyMaps {
         self.by_tgid
             .update(
                 &tgid.to_ne_bytes(),
-                &scope_bytes(policy_id, mode),
+                bytes_of(&scope(policy_id, mode)),
                 MapFlags::ANY,
             )
             .map_err(Self::err("scope_by_tgid"))
@@ -430,24 +432,32 @@ impl PolicyMaps {
         policy_id: u32,
         mode: Mode,
     ) -> Result<(), ProbeError> {
-        let mut k = [0u8; 16];
-        k[..8].copy_from_slice(&ino.to_ne_bytes());
-        k[8..12].copy_from_slice(&dev.to_ne_bytes());
         self.by_exe
-            .update(&k, &scope_bytes(policy_id, mode), MapFlags::ANY)
+            .update(
+                bytes_of(&file_key(dev, ino)),
+                bytes_of(&scope(policy_id, mode)),
+                MapFlags::ANY,
+            )
             .map_err(Self::err("scope_by_exe"))
     }
 
     /// Allow an executable (kernel dev_t, inode) under a policy.
     pub fn allow(&self, policy_id: u32, dev: u32, ino: u64) -> Result<(), ProbeError> {
         self.allowed
-            .update(&allow_key(policy_id, dev, ino), &[1u8], MapFlags::ANY)
+            .update(
+                bytes_of(&allow_key(policy_id, dev, ino)),
+                &[1u8],
+                MapFlags::ANY,
+            )
             .map_err(Self::err("allowed_exec"))
     }
 
     /// Withdraw an executable from a policy.
     pub fn disallow(&self, policy_id: u32, dev: u32, ino: u64) -> Result<(), ProbeError> {
-        match self.allowed.delete(&allow_key(policy_id, dev, ino)) {
+        match self
+            .allowed
+            .delete(bytes_of(&allow_key(policy_id, dev, ino)))
+        {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Self::err("allowed_exec")(e)),
