@@ -10,7 +10,9 @@
  * of the few syscalls we care about, keyed by thread.
  *
  * Every string the workload controls is read with an explicit bound (causeway_events.h).
- * Every record that finds no room in the ring buffer is counted per kind.
+ * Every record that finds no room in its ring buffer is counted per kind and per ring: file
+ * activity has its own ring (the bulk lane), so a flood of it never takes the space of the
+ * records detection cannot afford to lose.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -36,6 +38,7 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by the loader before load. */
 const volatile __u32 capture_file_writes = 1;
 const volatile __u64 ringbuf_wakeup_bytes = 65536;
+const volatile __u64 bulk_wakeup_bytes = 65536;
 
 #include "cw_shared_maps.h"
 

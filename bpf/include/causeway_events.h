@@ -235,10 +235,12 @@ _Static_assert(sizeof(struct cw_mount) == CW_DATA_OFF, "cw_mount size");
 _Static_assert(sizeof(struct cw_module) == CW_DATA_OFF, "cw_module size");
 _Static_assert(sizeof(struct cw_memfd) == CW_DATA_OFF, "cw_memfd size");
 
-/* Per-CPU counters, one array element. Summed over CPUs by user space. */
+/* Per-CPU counters, one array element, indexed by enum cw_kind. Summed over CPUs by user
+ * space. */
 struct cw_counters {
-	__u64 emitted[CW_KIND_MAX]; /* records written to the ring buffer */
-	__u64 lost[CW_KIND_MAX];    /* records the ring buffer had no room for */
+	__u64 emitted[CW_KIND_MAX];   /* records written to either ring buffer */
+	__u64 lost[CW_KIND_MAX];      /* records the critical ring had no room for */
+	__u64 bulk_lost[CW_KIND_MAX]; /* records the bulk ring had no room for */
 	__u64 truncated;            /* records with any *_TRUNC flag */
 	__u64 inflight_lost;        /* syscall entries not tracked (table full) */
 };

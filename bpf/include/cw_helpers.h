@@ -12,12 +12,22 @@ static __always_inline struct cw_counters *get_counters(void)
 	return bpf_map_lookup_elem(&counters, &zero);
 }
 
-static __always_inline void count_emit(__u16 kind, long err, __u16 flags)
+/* The lane of a record, the kernel's half of `Event::lane` in the model: file activity is
+ * bulk, except a read of a sensitive file (credential access is never shed with the bulk). */
+static __always_inline bool cw_lane_bulk(__u16 kind, __u16 flags)
+{
+	return (kind == CW_OPEN || kind == CW_RENAME || kind == CW_UNLINK || kind == CW_CHMOD) &&
+	       !(flags & CW_F_SENSITIVE);
+}
+
+static __always_inline void count_emit_lane(__u16 kind, long err, __u16 flags, bool bulk_lane)
 {
 	struct cw_counters *c = get_counters();
 	if (!c || kind >= CW_KIND_MAX)
 		return;
-	if (err)
+	if (err && bulk_lane)
+		__sync_fetch_and_add(&c->bulk_lost[kind], 1);
+	else if (err)
 		__sync_fetch_and_add(&c->lost[kind], 1);
 	else
 		__sync_fetch_and_add(&c->emitted[kind], 1);
@@ -25,11 +35,24 @@ static __always_inline void count_emit(__u16 kind, long err, __u16 flags)
 		__sync_fetch_and_add(&c->truncated, 1);
 }
 
+/* For the fixed-size records, which all travel in the critical lane. */
+static __always_inline void count_emit(__u16 kind, long err, __u16 flags)
+{
+	count_emit_lane(kind, err, flags, false);
+}
+
 /* Wake the consumer only when enough data waits: one wake-up per record would cost more
  * than the record. The consumer also polls on a short timeout, so nothing waits long. */
 static __always_inline __u64 wakeup_flag(void)
 {
 	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= ringbuf_wakeup_bytes
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline __u64 bulk_wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&bulk, BPF_RB_AVAIL_DATA) >= bulk_wakeup_bytes
 		       ? BPF_RB_FORCE_WAKEUP
 		       : BPF_RB_NO_WAKEUP;
 }
@@ -42,8 +65,13 @@ static __always_inline void emit(void *rec, __u32 size)
 	barrier_var(size);
 	size &= CW_SCRATCH_SIZE - 1;
 	h->size = size;
-	long err = bpf_ringbuf_output(&events, rec, size, wakeup_flag());
-	count_emit(h->kind, err, h->flags);
+	bool bulk_lane = cw_lane_bulk(h->kind, h->flags);
+	long err;
+	if (bulk_lane)
+		err = bpf_ringbuf_output(&bulk, rec, size, bulk_wakeup_flag());
+	else
+		err = bpf_ringbuf_output(&events, rec, size, wakeup_flag());
+	count_emit_lane(h->kind, err, h->flags, bulk_lane);
 }
 
 static __always_inline bool is_self(void)

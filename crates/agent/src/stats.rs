@@ -18,6 +18,7 @@ pub struct Stats {
     seen: [AtomicU64; N],
     kernel_emitted: [AtomicU64; N],
     kernel_lost: [AtomicU64; N],
+    kernel_bulk_lost: [AtomicU64; N],
     kernel_truncated: AtomicU64,
     syscall_table_full: AtomicU64,
     decode_errors: AtomicU64,
@@ -34,7 +35,8 @@ pub struct StatsSnapshot {
     pub enforcement: String,
     pub seen: BTreeMap<String, u64>,
     pub seen_total: u64,
-    /// Lost, by cause: `ringbuf_full:<kind>`, `syscall_table_full`, `decode_error`, `sink_full`.
+    /// Lost, by cause: `ringbuf_full:<kind>` (critical ring), `bulk_ringbuf_full:<kind>` (bulk
+    /// ring), `syscall_table_full`, `decode_error`, `sink_full`.
     pub lost: BTreeMap<String, u64>,
     pub lost_total: u64,
     /// Records with a truncated field (argv or path over its bound): not lost, but flagged.
@@ -68,13 +70,20 @@ impl Stats {
 
     /// Store the kernel's counters (they are cumulative, so this overwrites).
     pub fn set_kernel(&self, c: &Counters) {
-        for (code, (&em, &lo)) in c.emitted.iter().zip(c.lost.iter()).enumerate() {
+        for (code, ((&em, &lo), &bl)) in c
+            .emitted
+            .iter()
+            .zip(c.lost.iter())
+            .zip(c.bulk_lost.iter())
+            .enumerate()
+        {
             // Slot 0 and anything past the model's kinds are unused by the kernel.
             let Some(k) = u16::try_from(code).ok().and_then(Kind::from_code) else {
                 continue;
             };
             self.kernel_emitted[kind_index(k)].store(em, Relaxed);
             self.kernel_lost[kind_index(k)].store(lo, Relaxed);
+            self.kernel_bulk_lost[kind_index(k)].store(bl, Relaxed);
         }
         self.kernel_truncated.store(c.truncated, Relaxed);
         self.syscall_table_full.store(c.inflight_lost, Relaxed);
@@ -99,6 +108,11 @@ impl Stats {
             let lost = self.kernel_lost[i].load(Relaxed);
             if lost > 0 {
                 s.lost.insert(format!("ringbuf_full:{}", k.as_str()), lost);
+            }
+            let lost = self.kernel_bulk_lost[i].load(Relaxed);
+            if lost > 0 {
+                s.lost
+                    .insert(format!("bulk_ringbuf_full:{}", k.as_str()), lost);
             }
         }
         for (cause, v) in [

@@ -77,8 +77,10 @@ pub struct Config {
     pub agent_tgid: u32,
     /// Report opens for writing (reads of sensitive files are always reported).
     pub file_writes: bool,
-    /// Ring buffer size in bytes (a power of two, at least one page).
+    /// Critical ring buffer size in bytes (a power of two, at least one page).
     pub ringbuf_bytes: u32,
+    /// Bulk ring buffer (file activity) size in bytes (a power of two, at least one page).
+    pub bulk_ringbuf_bytes: u32,
 }
 
 impl Default for Config {
@@ -87,6 +89,7 @@ impl Default for Config {
             agent_tgid: std::process::id(),
             file_writes: true,
             ringbuf_bytes: 8 << 20,
+            bulk_ringbuf_bytes: 16 << 20,
         }
     }
 }
@@ -96,7 +99,10 @@ impl Default for Config {
 pub struct Counters {
     /// Indexed by the kernel's kind number (`enum cw_kind`, equal to `Kind::code`).
     pub emitted: [u64; raw::cw_kind_CW_KIND_MAX as usize],
+    /// Lost for want of room in the critical ring.
     pub lost: [u64; raw::cw_kind_CW_KIND_MAX as usize],
+    /// Lost for want of room in the bulk ring (file activity).
+    pub bulk_lost: [u64; raw::cw_kind_CW_KIND_MAX as usize],
     pub truncated: u64,
     pub inflight_lost: u64,
 }
@@ -106,7 +112,7 @@ impl Counters {
         self.emitted.iter().sum()
     }
     pub fn total_lost(&self) -> u64 {
-        self.lost.iter().sum::<u64>() + self.inflight_lost
+        self.lost.iter().sum::<u64>() + self.bulk_lost.iter().sum::<u64>() + self.inflight_lost
     }
 }
 
@@ -183,12 +189,20 @@ impl Probes {
             ro.agent_tgid = cfg.agent_tgid;
             ro.capture_file_writes = u32::from(cfg.file_writes);
             ro.ringbuf_wakeup_bytes = u64::from(cfg.ringbuf_bytes / 8);
+            ro.bulk_wakeup_bytes = u64::from(cfg.bulk_ringbuf_bytes / 8);
         }
         open.maps
             .events
             .set_max_entries(cfg.ringbuf_bytes)
             .map_err(|e| ProbeError::Map {
                 map: "events",
+                error: format!("{e:#}"),
+            })?;
+        open.maps
+            .bulk
+            .set_max_entries(cfg.bulk_ringbuf_bytes)
+            .map_err(|e| ProbeError::Map {
+                map: "bulk",
                 error: format!("{e:#}"),
             })?;
         let cpus = libbpf_rs::num_possible_cpus().map_err(|e| ProbeError::Map {
@@ -291,6 +305,7 @@ impl Probes {
             for i in 0..c.emitted.len() {
                 c.emitted[i] += v.emitted[i];
                 c.lost[i] += v.lost[i];
+                c.bulk_lost[i] += v.bulk_lost[i];
             }
             c.truncated += v.truncated;
             c.inflight_lost += v.inflight_lost;
@@ -298,8 +313,12 @@ impl Probes {
         Ok(c)
     }
 
-    /// Drain the ring buffer into `on_record` until `stop` is set, then drain what is left.
+    /// Drain both ring buffers into `on_record` until `stop` is set, then drain what is left.
     /// `on_tick` runs about every `tick` (for counters, flushing).
+    ///
+    /// On every wake-up the critical ring is drained first, and the bulk ring is read in
+    /// batches with the critical ring drained again between batches, so a backlog of file
+    /// activity never delays an exec or a connect by more than one batch.
     pub fn run(
         &self,
         stop: &AtomicBool,
@@ -307,38 +326,70 @@ impl Probes {
         mut on_record: impl FnMut(&[u8]),
         mut on_tick: impl FnMut(&Probes),
     ) -> Result<(), ProbeError> {
+        /// Bulk records read before the critical ring is looked at again.
+        const BULK_BATCH: usize = 1024;
         let rec_cell = std::cell::RefCell::new(&mut on_record);
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&self.skel.maps.events, |data: &[u8]| {
-                if let Ok(mut f) = rec_cell.try_borrow_mut() {
-                    (*f)(data);
+        let ring = |map: &dyn MapCore| -> Result<libbpf_rs::RingBuffer<'_>, ProbeError> {
+            let mut builder = RingBufferBuilder::new();
+            builder
+                .add(map, |data: &[u8]| {
+                    if let Ok(mut f) = rec_cell.try_borrow_mut() {
+                        (*f)(data);
+                    }
+                    0
+                })
+                .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?;
+            builder
+                .build()
+                .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))
+        };
+        let critical = ring(&self.skel.maps.events)?;
+        let bulk = ring(&self.skel.maps.bulk)?;
+        let drain = || {
+            loop {
+                let c = critical.consume_raw();
+                if c < 0 {
+                    tracing::debug!("critical ring consume: {c}");
                 }
-                0
-            })
-            .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?;
-        let rb = builder
-            .build()
-            .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?;
+                let n = bulk.consume_raw_n(BULK_BATCH);
+                if n < 0 {
+                    tracing::debug!("bulk ring consume: {n}");
+                }
+                if n < BULK_BATCH as i32 {
+                    break;
+                }
+            }
+            // What arrived in the critical ring during the last bulk batch.
+            let _ = critical.consume_raw();
+        };
         let mut last_tick = Instant::now();
         // The probes wake us only once a batch is waiting (see `wakeup_flag` in the C), and
         // epoll reports nothing for records written without a wake-up, so after every poll
         // we also consume whatever is there: no record waits longer than the poll timeout.
-        let poll = Duration::from_millis(20);
+        let poll_ms = 20;
         while !stop.load(Ordering::Relaxed) {
-            if let Err(e) = rb.poll(poll) {
-                // EINTR on a signal is normal; anything else is worth a log line, not a stop.
-                tracing::debug!("ring buffer poll: {e}");
-            }
-            if let Err(e) = rb.consume() {
-                tracing::debug!("ring buffer consume: {e}");
-            }
+            let mut fds = [
+                libc::pollfd {
+                    fd: critical.epoll_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: bulk.epoll_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: `fds` is a valid array of two pollfd for the duration of the call. EINTR
+            // on a signal and timeouts are normal; either way we drain next.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, poll_ms) };
+            drain();
             if last_tick.elapsed() >= tick {
                 on_tick(self);
                 last_tick = Instant::now();
             }
         }
-        let _ = rb.consume();
+        drain();
         on_tick(self);
         Ok(())
     }
@@ -483,6 +534,7 @@ fn load_lsm(
         m.reuse_fd(fd).map_err(|e| format!("sharing map: {e:#}"))
     };
     reuse(&mut open.maps.events, core.maps.events.as_fd())?;
+    reuse(&mut open.maps.bulk, core.maps.bulk.as_fd())?;
     reuse(&mut open.maps.counters, core.maps.counters.as_fd())?;
     reuse(
         &mut open.maps.scope_by_cgroup,

@@ -23,9 +23,13 @@ pub struct Args {
     /// Extra sensitive paths (reads reported); `*` matches one path component.
     #[arg(long = "sensitive", value_name = "PATH")]
     sensitive: Vec<String>,
-    /// Ring buffer size in KiB (rounded up to a power of two, at least one page).
-    #[arg(long, default_value_t = 16384)]
+    /// Critical ring buffer size in KiB (rounded up to a power of two, at least one page):
+    /// process, network, credential, kernel and sensitive-read records.
+    #[arg(long, default_value_t = 8192)]
     ringbuf_kib: u32,
+    /// Bulk ring buffer size in KiB (rounded up to a power of two): file activity.
+    #[arg(long, default_value_t = 16384)]
+    bulk_ringbuf_kib: u32,
     /// Put every process running this executable, and its descendants, under an executable
     /// allow-list (see --allow); repeatable.
     #[arg(long = "enforce-root", value_name = "PATH")]
@@ -79,6 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         file_writes: !args.no_file_writes,
         snapshot: !args.no_snapshot,
         ringbuf_bytes: args.ringbuf_kib.clamp(4, 1 << 20).next_power_of_two() << 10,
+        bulk_ringbuf_bytes: args.bulk_ringbuf_kib.clamp(4, 1 << 20).next_power_of_two() << 10,
         ..Default::default()
     };
     cfg.sensitive.extend(args.sensitive);
