@@ -243,6 +243,55 @@ struct cw_counters {
 	__u64 bulk_lost[CW_KIND_MAX]; /* records the bulk ring had no room for */
 	__u64 truncated;            /* records with any *_TRUNC flag */
 	__u64 inflight_lost;        /* syscall entries not tracked (table full) */
+	__u64 folded[CW_KIND_MAX];  /* occurrences folded into a later CW_REPEAT (not lost) */
+	__u64 agg_full;             /* occurrences sent in full because the fold table was full */
+	__u64 agg_deleted;          /* idle fold-table entries removed by the sweep */
+};
+
+/*
+ * Folding of repetitive file activity (bulk lane). Per (process, file, kind, write) the first
+ * occurrence is sent at once; identical ones within CW_AGG_WINDOW_NS of it are only counted
+ * (cw_counters.folded) in the fold table; a CW_REPEAT record then reports them with their
+ * count and first/last time, sent by the next occurrence after the window or by the sweep
+ * program the agent runs every 100 ms. Every occurrence is thus either a record of its own or
+ * counted in exactly one CW_REPEAT (or, if the bulk ring has no room for that CW_REPEAT,
+ * counted in cw_counters.bulk_lost). The table is a plain hash, never an LRU: nothing is
+ * evicted silently; when it is full, occurrences are sent in full (cw_counters.agg_full).
+ */
+#define CW_AGG_WINDOW_NS 1000000000ULL
+#define CW_AGG_ENTRIES 16384
+/* window_start of an entry the sweep is deleting: occurrences then go out in full. */
+#define CW_AGG_DEAD 0xffffffffffffffffULL
+
+/* A record type, not an event kind (outside enum cw_kind): hdr.kind of a struct cw_repeat. */
+#define CW_REPEAT 64
+
+struct cw_agg_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 tgid;
+	__u16 kind;  /* enum cw_kind */
+	__u16 write; /* 1 if opened for writing */
+	__u32 pad;
+};
+
+struct cw_agg_val {
+	__u64 window_start; /* ktime of the last occurrence sent in full, or CW_AGG_DEAD */
+	__u64 count;        /* occurrences folded since then and not yet reported */
+	__u64 first;        /* ktime of the first of them */
+	__u64 last;         /* ktime of the last of them */
+};
+
+/* CW_REPEAT: `count` occurrences of `key` between first_ktime and last_ktime, none of which
+ * had a record of its own. hdr.task is zero except pid (= key.tgid): the record may come
+ * from the sweep, outside the process; user space joins it to the last full record of the
+ * same key. */
+struct cw_repeat {
+	struct cw_hdr hdr;
+	struct cw_agg_key key;
+	__u64 count;
+	__u64 first_ktime;
+	__u64 last_ktime;
 };
 
 /* Enforcement. A process is under a policy when its cgroup is in the policy's scope, or when

@@ -74,6 +74,86 @@ static __always_inline void emit(void *rec, __u32 size)
 	count_emit_lane(h->kind, err, h->flags, bulk_lane);
 }
 
+/* ---------------------------------------------------------------- folding (see header) */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CW_AGG_ENTRIES);
+	__type(key, struct cw_agg_key);
+	__type(value, struct cw_agg_val);
+} agg SEC(".maps");
+
+/* Report what an entry folded since its last report, if anything. The exchange makes each
+ * folded occurrence reported exactly once even with the sweep and the process racing. */
+static __always_inline void agg_report(struct cw_agg_val *v, const struct cw_agg_key *k)
+{
+	__u64 n = __sync_lock_test_and_set(&v->count, 0);
+	if (!n)
+		return;
+	__u16 kind = k->kind;
+	struct cw_repeat *r = bpf_ringbuf_reserve(&bulk, sizeof(*r), 0);
+	if (!r) {
+		struct cw_counters *c = get_counters();
+		if (c && kind < CW_KIND_MAX)
+			__sync_fetch_and_add(&c->bulk_lost[kind], n);
+		return;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	r->hdr.kind = CW_REPEAT;
+	r->hdr.size = sizeof(*r);
+	r->hdr.ktime = v->last;
+	r->hdr.task.pid = k->tgid;
+	r->key = *k;
+	r->count = n;
+	r->first_ktime = v->first;
+	r->last_ktime = v->last;
+	bpf_ringbuf_submit(r, bulk_wakeup_flag());
+}
+
+/* Fold one bulk-lane occurrence into the table. True when it was folded (no record of its
+ * own); false when it must be sent in full (first of its window, table full, racing). */
+static __always_inline bool agg_fold(__u32 tgid, __u16 kind, __u32 dev, __u64 ino, bool write)
+{
+	struct cw_agg_key k = {};
+	k.ino = ino;
+	k.dev = dev;
+	k.tgid = tgid;
+	k.kind = kind;
+	k.write = write ? 1 : 0;
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct cw_agg_val *v = bpf_map_lookup_elem(&agg, &k);
+	if (!v) {
+		struct cw_agg_val nv = {};
+		nv.window_start = now;
+		long err = bpf_map_update_elem(&agg, &k, &nv, BPF_NOEXIST);
+		if (err == -E2BIG || err == -ENOMEM) {
+			struct cw_counters *c = get_counters();
+			if (c)
+				__sync_fetch_and_add(&c->agg_full, 1);
+		}
+		return false;
+	}
+	__u64 start = v->window_start;
+	barrier_var(start);
+	if (start == CW_AGG_DEAD)
+		return false;
+	if (now < start || now - start < CW_AGG_WINDOW_NS) {
+		if (__sync_fetch_and_add(&v->count, 1) == 0)
+			v->first = now;
+		v->last = now;
+		struct cw_counters *c = get_counters();
+		if (c && kind < CW_KIND_MAX)
+			__sync_fetch_and_add(&c->folded[kind], 1);
+		return true;
+	}
+	/* The window is over: this occurrence opens the next one. Whoever wins the swap reports
+	 * the last window; a loser (another thread, the sweep deleting) just sends in full. */
+	if (__sync_val_compare_and_swap(&v->window_start, start, now) != start)
+		return false;
+	agg_report(v, &k);
+	return false;
+}
+
 static __always_inline bool is_self(void)
 {
 	return (bpf_get_current_pid_tgid() >> 32) == agent_tgid;

@@ -190,6 +190,10 @@ static __always_inline void on_open(struct task_struct *task, struct inflight *i
 	bool sens = sensitive_file(f, d, dev);
 	if (!sens && (!write || pseudo_fs(BPF_CORE_READ(inode, i_sb, s_magic))))
 		return;
+	/* Repetitive writes of one file by one process are folded, not each sent. */
+	if (!sens && agg_fold(BPF_CORE_READ(task, tgid), CW_OPEN, dev, BPF_CORE_READ(inode, i_ino),
+			      write))
+		return;
 
 	char *buf = get_scratch();
 	if (!buf)

@@ -56,6 +56,8 @@ pub enum Record<'a> {
         rec: raw::cw_memfd,
         name: &'a [u8],
     },
+    /// Occurrences the kernel folded (not an event kind of its own: see `CW_REPEAT`).
+    Repeat(raw::cw_repeat),
 }
 
 impl Record<'_> {
@@ -73,6 +75,7 @@ impl Record<'_> {
             Record::Module { rec, .. } => &rec.hdr,
             Record::Bpf(r) => &r.hdr,
             Record::Memfd { rec, .. } => &rec.hdr,
+            Record::Repeat(r) => &r.hdr,
         }
     }
 }
@@ -102,6 +105,9 @@ unsafe impl Pod for raw::cw_counters {}
 unsafe impl Pod for raw::cw_file_key {}
 unsafe impl Pod for raw::cw_scope {}
 unsafe impl Pod for raw::cw_allow_key {}
+unsafe impl Pod for raw::cw_agg_key {}
+unsafe impl Pod for raw::cw_agg_val {}
+unsafe impl Pod for raw::cw_repeat {}
 
 /// The bytes of a header struct, as a BPF map key or value. The map checks the length against
 /// its declared key/value size (a mismatch is an error, not a short write).
@@ -237,6 +243,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             )?;
             Record::Memfd { rec, name }
         }
+        raw::CW_REPEAT => Record::Repeat(read(bytes)?),
         _ => return Err(DecodeError::UnknownKind(hdr.kind)),
     })
 }
@@ -277,6 +284,8 @@ mod tests {
         assert_eq!(size_of::<raw::cw_file_key>(), 8 + 4 + 4);
         assert_eq!(size_of::<raw::cw_scope>(), 4 + 4);
         assert_eq!(size_of::<raw::cw_allow_key>(), 8 + 4 + 4);
+        assert_eq!(size_of::<raw::cw_agg_key>(), 8 + 4 + 4 + 2 + 2 + 4);
+        assert_eq!(size_of::<raw::cw_agg_val>(), 4 * 8);
         let k = raw::cw_allow_key {
             ino: 7,
             dev: 9,

@@ -1,6 +1,7 @@
 //! Kernel record → contract event. Fills the common process part from the record's task
 //! header plus the process table, then the one kind-specific object.
 
+use crate::fold::{FoldKey, Folds};
 use crate::host::HostInfo;
 use crate::procfs::{split_argv, tty_name, ProcInfo};
 use crate::table::{Entry, Table};
@@ -67,6 +68,8 @@ fn none_if_unset(v: u32) -> Option<u32> {
 pub struct Converter {
     pub host: HostInfo,
     pub table: Table,
+    /// What the kernel's repeat records stand for.
+    pub folds: Folds,
 }
 
 impl Converter {
@@ -74,6 +77,7 @@ impl Converter {
         Converter {
             host,
             table: Table::new(),
+            folds: Folds::default(),
         }
     }
 
@@ -193,6 +197,9 @@ impl Converter {
     /// Convert one record. `None` when its kind number is not a model kind (the decoder
     /// refuses those already; the caller counts it as a decode error).
     pub fn convert(&mut self, rec: &Record<'_>) -> Option<Event> {
+        if let Record::Repeat(r) = rec {
+            return self.repeat(r);
+        }
         let h = rec.hdr();
         let kind = Kind::from_code(h.kind)?;
         let key = self.key(h.task.pid, h.task.start_boottime);
@@ -350,6 +357,7 @@ impl Converter {
                 });
                 Some(e)
             }
+            Record::Repeat(r) => self.repeat(r),
             Record::Memfd { rec: r, name } => {
                 let mut e = self.event(h, kind);
                 e.memfd = Some(Memfd {
@@ -360,6 +368,56 @@ impl Converter {
                 Some(e)
             }
         }
+    }
+
+    /// Occurrences the kernel folded: the last full event of the same key, standing for
+    /// `count` occurrences from the first to the last folded one.
+    fn repeat(&mut self, r: &raw::cw_repeat) -> Option<Event> {
+        let kind = Kind::from_code(r.key.kind)?;
+        let key = FoldKey::of_repeat(r);
+        let (process, file) = match self.folds.join(&key, r.last_ktime) {
+            Some(j) => j,
+            None => {
+                // The full event was lost (counted where it was): still report the count,
+                // with what the kernel key says.
+                let pid = r.key.tgid;
+                let id = self
+                    .table
+                    .start_of_pid(pid)
+                    .map(|t| {
+                        ProcessKey {
+                            boot: self.host.boot,
+                            pid,
+                            start_ticks: t,
+                        }
+                        .to_string()
+                    })
+                    .unwrap_or_default();
+                let p = Process {
+                    id,
+                    pid,
+                    ..Default::default()
+                };
+                let f = File {
+                    write: key.write,
+                    inode: Some(key.ino),
+                    ..Default::default()
+                };
+                (Arc::new(p), f)
+            }
+        };
+        let mut e = Event::new(
+            self.host.wall(r.first_ktime),
+            kind,
+            self.host.host.clone(),
+            process,
+        );
+        e.file = Some(file);
+        e.repeat = Some(Repeat {
+            count: r.count,
+            last_time: self.host.wall(r.last_ktime),
+        });
+        Some(e)
     }
 
     /// An exec the BPF-LSM hook refused: it never happened, so the process keeps its image
@@ -420,6 +478,19 @@ impl Converter {
             inode: (r.ino != 0).then_some(r.ino),
             truncated: flag(h, raw::CW_F_PATH_TRUNC) || flag(h, raw::CW_F_CWD_TRUNC),
         });
+        // The kernel folds later identical opens into repeats of this one (cw_helpers.h).
+        if kind == Kind::FileOpen && r.ino != 0 && e.lane() == Lane::Bulk {
+            if let Some(f) = &e.file {
+                let key = FoldKey {
+                    tgid: h.task.pid,
+                    dev: r.dev,
+                    ino: r.ino,
+                    kind: kind.code(),
+                    write: f.write,
+                };
+                self.folds.remember(key, &e.process, f, h.ktime);
+            }
+        }
         e
     }
 }

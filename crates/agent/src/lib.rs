@@ -12,6 +12,7 @@ pub mod cgroups;
 pub mod container;
 pub mod convert;
 pub mod enforce;
+pub mod fold;
 pub mod host;
 pub mod procfs;
 pub mod sensitive;
@@ -173,10 +174,12 @@ pub fn run(
                 return;
             };
             let (conv, sink) = &mut *st;
+            stats.set_repeat_unjoined(conv.folds.unjoined);
             sink.flush();
             // Every 10 s: forget exited processes, re-resolve replaced sensitive files.
             if ticks.is_multiple_of(100) {
                 conv.table.purge(host::boot_ns() as u64);
+                conv.folds.purge(host::boot_ns() as u64);
                 resolve_sensitive(p);
             }
         },

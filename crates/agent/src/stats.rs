@@ -20,6 +20,9 @@ pub struct Stats {
     kernel_lost: [AtomicU64; N],
     kernel_bulk_lost: [AtomicU64; N],
     kernel_truncated: AtomicU64,
+    kernel_folded: [AtomicU64; N],
+    fold_table_full: AtomicU64,
+    repeat_unjoined: AtomicU64,
     syscall_table_full: AtomicU64,
     decode_errors: AtomicU64,
     sink_dropped: AtomicU64,
@@ -41,6 +44,14 @@ pub struct StatsSnapshot {
     pub lost_total: u64,
     /// Records with a truncated field (argv or path over its bound): not lost, but flagged.
     pub truncated: u64,
+    /// Occurrences the kernel folded into repeat events (not lost: each is counted in the
+    /// `repeat.count` of one event), by kind.
+    pub folded: BTreeMap<String, u64>,
+    /// Occurrences sent in full, unfolded, because the kernel's fold table was full.
+    pub fold_table_full: u64,
+    /// Repeat events whose first full event was lost (they carry the process id and inode
+    /// only).
+    pub repeat_unjoined: u64,
 }
 
 fn kind_index(k: Kind) -> usize {
@@ -56,6 +67,9 @@ impl Stats {
     }
     pub fn sink_dropped(&self) {
         self.sink_dropped.fetch_add(1, Relaxed);
+    }
+    pub fn set_repeat_unjoined(&self, n: u64) {
+        self.repeat_unjoined.store(n, Relaxed);
     }
     pub fn set_enforcement(&self, s: &str) {
         if let Ok(mut st) = self.enforcement.lock() {
@@ -84,7 +98,9 @@ impl Stats {
             self.kernel_emitted[kind_index(k)].store(em, Relaxed);
             self.kernel_lost[kind_index(k)].store(lo, Relaxed);
             self.kernel_bulk_lost[kind_index(k)].store(bl, Relaxed);
+            self.kernel_folded[kind_index(k)].store(c.folded[code], Relaxed);
         }
+        self.fold_table_full.store(c.agg_full, Relaxed);
         self.kernel_truncated.store(c.truncated, Relaxed);
         self.syscall_table_full.store(c.inflight_lost, Relaxed);
     }
@@ -109,6 +125,10 @@ impl Stats {
             if lost > 0 {
                 s.lost.insert(format!("ringbuf_full:{}", k.as_str()), lost);
             }
+            let folded = self.kernel_folded[i].load(Relaxed);
+            if folded > 0 {
+                s.folded.insert(k.as_str().to_string(), folded);
+            }
             let lost = self.kernel_bulk_lost[i].load(Relaxed);
             if lost > 0 {
                 s.lost
@@ -127,6 +147,8 @@ impl Stats {
         s.seen_total = s.seen.values().sum();
         s.lost_total = s.lost.values().sum();
         s.truncated = self.kernel_truncated.load(Relaxed);
+        s.fold_table_full = self.fold_table_full.load(Relaxed);
+        s.repeat_unjoined = self.repeat_unjoined.load(Relaxed);
         s
     }
 }

@@ -141,3 +141,80 @@ fn not_root_is_a_clear_error() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// The kernel folds repetitive writes of one file by one process: far fewer records than
+/// opens, and the occurrences they stand for add up to exactly the opens issued.
+#[test]
+fn repetitive_writes_are_folded_with_exact_counts() {
+    if !bpf_available("repetitive_writes_are_folded_with_exact_counts") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = std::fs::canonicalize(dir.path())
+        .expect("canon")
+        .join("folded.txt");
+    let agent = Agent::start(&["--no-snapshot"]);
+    let m = support::marker("fold");
+    // Three bursts of `: > file` (one open for writing each, by bash itself), separated by
+    // pauses longer and shorter than the kernel's 1 s window, so windows are closed both by
+    // the sweep and by the next occurrence.
+    const BURST: usize = 5000;
+    let script = format!(
+        "f=\"$1\"; for b in 1 2 3; do i=0; while [ $i -lt {BURST} ]; do : > \"$f\"; i=$((i+1)); done; \
+         if [ $b = 1 ]; then sleep 1.3; else sleep 0.4; fi; done"
+    );
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .arg(&m)
+        .arg(&file)
+        .status()
+        .expect("run bash");
+    assert!(status.success());
+    // While the agent runs, the sweep reports closed windows (no need to wait for stop).
+    assert!(
+        agent
+            .wait_for("\"repeat\"", std::time::Duration::from_secs(3))
+            .is_some(),
+        "no repeat event from the sweep while running"
+    );
+    let (events, counters) = agent.stop();
+    let path = file.to_string_lossy().to_string();
+    let mine: Vec<_> = support::with_marker(&events, &m)
+        .into_iter()
+        .filter(|e| e.kind == Kind::FileOpen && e.file.as_ref().is_some_and(|f| f.path == path))
+        .collect();
+    let issued = (3 * BURST) as u64;
+    let occurrences: u64 = mine.iter().map(|e| e.occurrences()).sum();
+    let repeats = mine.iter().filter(|e| e.repeat.is_some()).count();
+    assert_eq!(
+        occurrences, issued,
+        "occurrences {occurrences} of {} records ({repeats} repeats) != {issued} opens issued; counters {counters}",
+        mine.len()
+    );
+    assert!(
+        mine.len() * 50 < 3 * BURST,
+        "{} records for {issued} opens: not folded",
+        mine.len()
+    );
+    eprintln!(
+        "{issued} opens -> {} records ({repeats} repeats), occurrences {occurrences}",
+        mine.len()
+    );
+    assert!(repeats >= 2, "expected repeats from several windows");
+    for e in &mine {
+        if let Some(r) = e.repeat {
+            assert!(r.last_time >= e.time, "repeat ends before it starts: {e:?}");
+            assert!(e.file.as_ref().is_some_and(|f| f.write));
+        }
+    }
+    assert!(
+        counters["folded"]["file.open"].as_u64().unwrap_or(0) >= issued - mine.len() as u64,
+        "kernel folded counter: {counters}"
+    );
+    let lost = counters["lost"].as_object().cloned().unwrap_or_default();
+    assert!(
+        !lost.keys().any(|k| k.contains("file.open")),
+        "file.open lost: {counters}"
+    );
+}

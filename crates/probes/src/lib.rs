@@ -105,6 +105,12 @@ pub struct Counters {
     pub bulk_lost: [u64; raw::cw_kind_CW_KIND_MAX as usize],
     pub truncated: u64,
     pub inflight_lost: u64,
+    /// Occurrences folded into a later repeat record (not lost), by kind number.
+    pub folded: [u64; raw::cw_kind_CW_KIND_MAX as usize],
+    /// Occurrences sent in full because the fold table was full.
+    pub agg_full: u64,
+    /// Idle fold-table entries the sweep removed.
+    pub agg_deleted: u64,
 }
 
 impl Counters {
@@ -306,11 +312,33 @@ impl Probes {
                 c.emitted[i] += v.emitted[i];
                 c.lost[i] += v.lost[i];
                 c.bulk_lost[i] += v.bulk_lost[i];
+                c.folded[i] += v.folded[i];
             }
             c.truncated += v.truncated;
             c.inflight_lost += v.inflight_lost;
+            c.agg_full += v.agg_full;
+            c.agg_deleted += v.agg_deleted;
         }
         Ok(c)
+    }
+
+    /// Run the fold-table sweep: report the windows that closed (or, with `force`, every
+    /// window, for shutdown) and remove idle entries. Its records arrive in the bulk ring.
+    pub fn sweep(&self, force: bool) -> Result<(), ProbeError> {
+        let mut args = u64::from(force).to_ne_bytes();
+        let input = libbpf_rs::ProgramInput {
+            context_in: Some(&mut args),
+            ..Default::default()
+        };
+        self.skel
+            .progs
+            .cw_agg_sweep
+            .test_run(input)
+            .map(|_| ())
+            .map_err(|e| ProbeError::Map {
+                map: "agg",
+                error: format!("sweep: {e:#}"),
+            })
     }
 
     /// Drain both ring buffers into `on_record` until `stop` is set, then drain what is left.
@@ -385,9 +413,18 @@ impl Probes {
             unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, poll_ms) };
             drain();
             if last_tick.elapsed() >= tick {
+                if let Err(e) = self.sweep(false) {
+                    tracing::warn!("{e}");
+                }
                 on_tick(self);
                 last_tick = Instant::now();
             }
+        }
+        // Report every folded occurrence before the last drain: nothing stays counted only
+        // in the kernel when the agent stops.
+        drain();
+        if let Err(e) = self.sweep(true) {
+            tracing::warn!("{e}");
         }
         drain();
         on_tick(self);
