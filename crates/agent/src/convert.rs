@@ -4,7 +4,7 @@
 use crate::fold::{FoldKey, Folds};
 use crate::host::HostInfo;
 use crate::procfs::{split_argv, tty_name, ProcInfo};
-use crate::table::{Entry, Table};
+use crate::table::{Entry, Table, TaskFacts};
 use causeway_abi::decode::{components_to_path, cstr, Record};
 use causeway_abi::raw;
 use causeway_model::*;
@@ -85,11 +85,31 @@ impl Converter {
         ProcessKey::from_boot_ns(self.host.boot, pid, start_ns)
     }
 
-    /// The contract's process object for a record's task.
-    fn process(&mut self, t: &raw::cw_task) -> Process {
+    /// The contract's process object for a record's task: the one the table shares for this
+    /// image while the task's facts stay the same, built (argv copied) only when they change.
+    fn process(&mut self, t: &raw::cw_task) -> Arc<Process> {
         let key = self.key(t.pid, t.start_boottime);
+        let cg = self.table.cgroups.get(t.cgroup_id).cloned();
+        let facts = TaskFacts {
+            ppid: t.ppid,
+            parent_start: t.parent_start_boottime,
+            uid: t.uid,
+            euid: t.euid,
+            gid: t.gid,
+            egid: t.egid,
+            auid: t.auid,
+            sessionid: t.sessionid,
+            tty: t.tty,
+            cgroup_id: t.cgroup_id,
+            cgroup_known: cg.is_some(),
+            comm: t.comm,
+        };
+        if let Some((f, p)) = self.table.get(&key).and_then(|e| e.shared.as_ref()) {
+            if *f == facts {
+                return Arc::clone(p);
+            }
+        }
         let parent = self.key(t.ppid, t.parent_start_boottime);
-        let entry = self.table.get(&key).cloned();
         let parent_id = if t.ppid == 0 {
             String::new()
         } else {
@@ -98,12 +118,8 @@ impl Converter {
                 None => parent.to_string(),
             }
         };
-        let cg = self.table.cgroups.get(t.cgroup_id).cloned();
         let mut p = Process {
-            id: match &entry {
-                Some(e) => e.id.to_string(),
-                None => key.to_string(),
-            },
+            id: key.to_string(),
             pid: t.pid,
             ppid: t.ppid,
             parent_id,
@@ -118,17 +134,23 @@ impl Converter {
             start_time: Some(self.host.wall(t.start_boottime)),
             ..Default::default()
         };
-        if let Some(e) = entry {
-            p.exe = e.exe;
+        let entry = self.table.get(&key);
+        if let Some(e) = &entry {
+            p.id = e.id.to_string();
+            p.exe = e.exe.clone();
             p.argv = (*e.argv).clone();
             p.argv_truncated = e.argv_truncated;
-            p.cwd = e.cwd;
-            p.container = e.container;
-            p.service = e.service;
+            p.cwd = e.cwd.clone();
+            p.container = e.container.clone();
+            p.service = e.service.clone();
         }
         if let Some(cg) = cg.filter(|c| !c.path.is_empty()) {
             p.container = cg.container;
             p.service = cg.service;
+        }
+        let p = Arc::new(p);
+        if let Some(e) = entry {
+            e.shared = Some((facts, Arc::clone(&p)));
         }
         p
     }
@@ -239,6 +261,7 @@ impl Converter {
                     container: cg.container,
                     service: cg.service,
                     exited_at: None,
+                    shared: None,
                 };
                 self.table.exec(&key, entry);
                 let mut e = self.event(h, kind);
