@@ -119,9 +119,10 @@ pub fn run(
                 continue;
             }
             let ev = conv.snapshot_event(&p);
-            stats.seen(ev.kind);
+            let kind = ev.kind;
+            stats.seen(kind);
             if !sink.send(ev) {
-                stats.sink_dropped();
+                stats.sink_dropped(kind);
             }
         }
     }
@@ -151,9 +152,10 @@ pub fn run(
             match causeway_abi::decode(bytes) {
                 Ok(rec) => match conv.convert(&rec) {
                     Some(ev) => {
-                        stats.seen(ev.kind);
+                        let kind = ev.kind;
+                        stats.seen(kind);
                         if !sink.send(ev) {
-                            stats.sink_dropped();
+                            stats.sink_dropped(kind);
                         }
                     }
                     None => stats.decode_error(),

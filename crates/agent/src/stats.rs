@@ -25,7 +25,7 @@ pub struct Stats {
     repeat_unjoined: AtomicU64,
     syscall_table_full: AtomicU64,
     decode_errors: AtomicU64,
-    sink_dropped: AtomicU64,
+    sink_dropped: [AtomicU64; N],
     state: Mutex<String>,
     enforcement: Mutex<String>,
 }
@@ -39,7 +39,7 @@ pub struct StatsSnapshot {
     pub seen: BTreeMap<String, u64>,
     pub seen_total: u64,
     /// Lost, by cause: `ringbuf_full:<kind>` (critical ring), `bulk_ringbuf_full:<kind>` (bulk
-    /// ring), `syscall_table_full`, `decode_error`, `sink_full`.
+    /// ring), `sink_full:<kind>` (the sink refused it), `syscall_table_full`, `decode_error`.
     pub lost: BTreeMap<String, u64>,
     pub lost_total: u64,
     /// Records with a truncated field (argv or path over its bound): not lost, but flagged.
@@ -65,8 +65,9 @@ impl Stats {
     pub fn decode_error(&self) {
         self.decode_errors.fetch_add(1, Relaxed);
     }
-    pub fn sink_dropped(&self) {
-        self.sink_dropped.fetch_add(1, Relaxed);
+    /// The sink refused an event of this kind (e.g. the node's queue was full).
+    pub fn sink_dropped(&self, k: Kind) {
+        self.sink_dropped[kind_index(k)].fetch_add(1, Relaxed);
     }
     pub fn set_repeat_unjoined(&self, n: u64) {
         self.repeat_unjoined.store(n, Relaxed);
@@ -125,6 +126,10 @@ impl Stats {
             if lost > 0 {
                 s.lost.insert(format!("ringbuf_full:{}", k.as_str()), lost);
             }
+            let lost = self.sink_dropped[i].load(Relaxed);
+            if lost > 0 {
+                s.lost.insert(format!("sink_full:{}", k.as_str()), lost);
+            }
             let folded = self.kernel_folded[i].load(Relaxed);
             if folded > 0 {
                 s.folded.insert(k.as_str().to_string(), folded);
@@ -138,7 +143,6 @@ impl Stats {
         for (cause, v) in [
             ("syscall_table_full", self.syscall_table_full.load(Relaxed)),
             ("decode_error", self.decode_errors.load(Relaxed)),
-            ("sink_full", self.sink_dropped.load(Relaxed)),
         ] {
             if v > 0 {
                 s.lost.insert(cause.to_string(), v);
