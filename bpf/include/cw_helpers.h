@@ -20,17 +20,32 @@ static __always_inline bool cw_lane_bulk(__u16 kind, __u16 flags)
 	       !(flags & CW_F_SENSITIVE);
 }
 
+/* The counter of a kind in one of the per-kind arrays. The bound is checked with a 64-bit
+ * compare on the very register that indexes: older verifiers (6.1) lose a 32-bit compare's
+ * bound when the compiler reloads the index from the stack. */
+static __always_inline __u64 *kind_slot(__u64 *arr, __u64 kind)
+{
+	barrier_var(kind);
+	if (kind >= CW_KIND_MAX)
+		return NULL;
+	return arr + kind;
+}
+
 static __always_inline void count_emit_lane(__u16 kind, long err, __u16 flags, bool bulk_lane)
 {
 	struct cw_counters *c = get_counters();
-	if (!c || kind >= CW_KIND_MAX)
+	if (!c)
 		return;
+	__u64 *slot;
 	if (err && bulk_lane)
-		__sync_fetch_and_add(&c->bulk_lost[kind], 1);
+		slot = kind_slot(c->bulk_lost, kind);
 	else if (err)
-		__sync_fetch_and_add(&c->lost[kind], 1);
+		slot = kind_slot(c->lost, kind);
 	else
-		__sync_fetch_and_add(&c->emitted[kind], 1);
+		slot = kind_slot(c->emitted, kind);
+	if (!slot)
+		return;
+	__sync_fetch_and_add(slot, 1);
 	if (flags & (CW_F_ARGV_TRUNC | CW_F_PATH_TRUNC | CW_F_CWD_TRUNC | CW_F_CGROUP_TRUNC))
 		__sync_fetch_and_add(&c->truncated, 1);
 }
@@ -94,8 +109,9 @@ static __always_inline void agg_report(struct cw_agg_val *v, const struct cw_agg
 	struct cw_repeat *r = bpf_ringbuf_reserve(&bulk, sizeof(*r), 0);
 	if (!r) {
 		struct cw_counters *c = get_counters();
-		if (c && kind < CW_KIND_MAX)
-			__sync_fetch_and_add(&c->bulk_lost[kind], n);
+		__u64 *slot = c ? kind_slot(c->bulk_lost, kind) : NULL;
+		if (slot)
+			__sync_fetch_and_add(slot, n);
 		return;
 	}
 	__builtin_memset(r, 0, sizeof(*r));
@@ -142,8 +158,9 @@ static __always_inline bool agg_fold(__u32 tgid, __u16 kind, __u32 dev, __u64 in
 			v->first = now;
 		v->last = now;
 		struct cw_counters *c = get_counters();
-		if (c && kind < CW_KIND_MAX)
-			__sync_fetch_and_add(&c->folded[kind], 1);
+		__u64 *slot = c ? kind_slot(c->folded, kind) : NULL;
+		if (slot)
+			__sync_fetch_and_add(slot, 1);
 		return true;
 	}
 	/* The window is over: this occurrence opens the next one. Whoever wins the swap reports
