@@ -6,7 +6,12 @@
 //! Key design choice: one consumer thread owns the probes, the process table and the
 //! conversion, so the hot path takes no locks; sinks receive finished events. Every event
 //! that is lost anywhere (ring buffer full, syscall table full, undecodable record, sink
-//! refusing) is counted by cause in [`Stats`], which other threads read.
+//! refusing) is counted by cause and kind in [`Stats`], which other threads read.
+//!
+//! Events come in two lanes (`Event::lane`): the kernel gives file activity its own ring
+//! and folds its repeats (events with `repeat` set), and the consumer drains the critical
+//! ring first, so a sink sees critical events ahead of a bulk backlog; events of the two
+//! lanes are therefore not in time order with each other.
 
 pub mod cgroups;
 pub mod container;

@@ -1,5 +1,6 @@
 //! Loads Causeway's eBPF probes (C, CO-RE, built by `build.rs` into a libbpf-rs skeleton),
-//! attaches them, and drains their ring buffer into a callback as raw records.
+//! attaches them, and drains their two ring buffers (critical first, then the bulk lane of
+//! file activity) into a callback as raw records; it also runs the kernel's fold-table sweep.
 //!
 //! Key design choice: the core probes use only tp_btf and raw_tp programs, which every kernel
 //! Causeway targets accepts (no kprobes, no tracefs, no BPF trampolines), so the core is one
