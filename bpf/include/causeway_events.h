@@ -158,7 +158,8 @@ struct cw_file {
 	__u16 path_len;
 	__u16 path2_len;
 	__u16 dir_len;
-	__u16 pad;
+	__u16 exec_gen; /* low bits of the task's exec count (self_exec_id): which image of the
+	                 * process it is, for joining folded repeats (see cw_agg_key) */
 	__s32 ret;
 	char data[];
 };
@@ -272,7 +273,9 @@ struct cw_agg_key {
 	__u32 tgid;
 	__u16 kind;  /* enum cw_kind */
 	__u16 write; /* 1 if opened for writing */
-	__u32 pad;
+	/* cw_file.exec_gen: occurrences after an exec never fold into the old image's window,
+	 * so a new image cannot hide its writes behind the previous image's first one. */
+	__u32 exec_gen;
 };
 
 struct cw_agg_val {

@@ -128,9 +128,11 @@ static __always_inline void agg_report(struct cw_agg_val *v, const struct cw_agg
 
 /* Fold one bulk-lane occurrence into the table. True when it was folded (no record of its
  * own); false when it must be sent in full (first of its window, table full, racing). */
-static __always_inline bool agg_fold(__u32 tgid, __u16 kind, __u32 dev, __u64 ino, bool write)
+static __always_inline bool agg_fold(__u32 tgid, __u16 kind, __u32 dev, __u64 ino, bool write,
+				     __u16 exec_gen)
 {
 	struct cw_agg_key k = {};
+	k.exec_gen = exec_gen;
 	k.ino = ino;
 	k.dev = dev;
 	k.tgid = tgid;

@@ -190,9 +190,10 @@ static __always_inline void on_open(struct task_struct *task, struct inflight *i
 	bool sens = sensitive_file(f, d, dev);
 	if (!sens && (!write || pseudo_fs(BPF_CORE_READ(inode, i_sb, s_magic))))
 		return;
-	/* Repetitive writes of one file by one process are folded, not each sent. */
+	/* Repetitive writes of one file by one process image are folded, not each sent. */
+	__u16 exec_gen = BPF_CORE_READ(task, self_exec_id);
 	if (!sens && agg_fold(BPF_CORE_READ(task, tgid), CW_OPEN, dev, BPF_CORE_READ(inode, i_ino),
-			      write))
+			      write, exec_gen))
 		return;
 
 	char *buf = get_scratch();
@@ -208,6 +209,7 @@ static __always_inline void on_open(struct task_struct *task, struct inflight *i
 	rec->ret = ret;
 	rec->path2_len = 0;
 	rec->dir_len = 0;
+	rec->exec_gen = exec_gen;
 	bool trunc = false;
 	char *data = buf + CW_DATA_OFF;
 	__u32 n = write_path(0, d, BPF_CORE_READ(f, f_path.mnt), &trunc);
@@ -262,6 +264,7 @@ static __always_inline void on_path_op(struct task_struct *task, struct inflight
 	rec->open_flags = 0;
 	rec->mode = mode;
 	rec->ret = ret;
+	rec->exec_gen = BPF_CORE_READ(task, self_exec_id);
 	char *data = buf + CW_DATA_OFF;
 	__u32 off = 0;
 	bool trunc = false;

@@ -510,6 +510,7 @@ impl Converter {
                     ino: r.ino,
                     kind: kind.code(),
                     write: f.write,
+                    exec_gen: u32::from(r.exec_gen),
                 };
                 self.folds.remember(key, &e.process, f, h.ktime);
             }

@@ -26,6 +26,8 @@ pub struct FoldKey {
     pub ino: u64,
     pub kind: u16,
     pub write: bool,
+    /// Which image of the process (low bits of its exec count).
+    pub exec_gen: u32,
 }
 
 impl FoldKey {
@@ -36,6 +38,7 @@ impl FoldKey {
             ino: r.key.ino,
             kind: r.key.kind,
             write: r.key.write != 0,
+            exec_gen: r.key.exec_gen,
         }
     }
 }

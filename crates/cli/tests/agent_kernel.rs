@@ -218,3 +218,54 @@ fn repetitive_writes_are_folded_with_exact_counts() {
         "file.open lost: {counters}"
     );
 }
+
+/// Writes after an exec are never folded into the previous image's window: each image's
+/// opens are reported under that image, with exact counts.
+#[test]
+fn folding_never_hides_a_new_image_behind_the_old_one() {
+    if !bpf_available("folding_never_hides_a_new_image_behind_the_old_one") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = std::fs::canonicalize(dir.path())
+        .expect("canon")
+        .join("same.txt");
+    let agent = Agent::start(&["--no-snapshot"]);
+    let (m1, m2) = (support::marker("img1"), support::marker("img2"));
+    const N: usize = 2000;
+    // The same process (pid) writes the file N times, execs a new bash image at once (well
+    // within the 1 s window) and writes it N times again.
+    let lp = format!("i=0; while [ $i -lt {N} ]; do : > \"$f\"; i=$((i+1)); done");
+    let script = format!("f=\"$1\"; {lp}; exec bash -c 'f=\"$1\"; {lp}' {m2} \"$f\"");
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .arg(&m1)
+        .arg(&file)
+        .status()
+        .expect("run bash");
+    assert!(status.success());
+    let (events, counters) = agent.stop();
+    let path = file.to_string_lossy().to_string();
+    // The first image's script names the second's marker too; the second's argv has only
+    // its own.
+    let count = |m: &str, not: Option<&str>| -> (u64, u32) {
+        let mine: Vec<_> = support::with_marker(&events, m)
+            .into_iter()
+            .filter(|e| not.is_none_or(|n| !e.process.argv.iter().any(|a| a.contains(n))))
+            .filter(|e| e.kind == Kind::FileOpen && e.file.as_ref().is_some_and(|f| f.path == path))
+            .collect();
+        let pid = mine.first().map(|e| e.process.pid).unwrap_or(0);
+        (mine.iter().map(|e| e.occurrences()).sum(), pid)
+    };
+    let ((n1, pid1), (n2, pid2)) = (count(&m1, None), count(&m2, Some(&m1)));
+    assert_eq!(pid1, pid2, "one process, two images");
+    assert_eq!(
+        n1, N as u64,
+        "first image: {n1} of {N}; counters {counters}"
+    );
+    assert_eq!(
+        n2, N as u64,
+        "second image: {n2} of {N}; counters {counters}"
+    );
+}
