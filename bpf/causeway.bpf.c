@@ -10,7 +10,9 @@
  * of the few syscalls we care about, keyed by thread.
  *
  * Every string the workload controls is read with an explicit bound (causeway_events.h).
- * Every record that finds no room in the ring buffer is counted per kind.
+ * Every record that finds no room in its ring buffer is counted per kind and per ring: file
+ * activity has its own ring (the bulk lane), so a flood of it never takes the space of the
+ * records detection cannot afford to lose.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -32,11 +34,13 @@ char LICENSE[] SEC("license") = "GPL";
 #define S_IFSOCK 0140000
 #define BPF_PROG_LOAD_CMD 5
 #define SIGNAL_GROUP_EXIT 0x00000004
-#define PTRACE_TRACEME 0
+#define E2BIG 7
+#define ENOMEM 12
 
 /* Set by the loader before load. */
 const volatile __u32 capture_file_writes = 1;
 const volatile __u64 ringbuf_wakeup_bytes = 65536;
+const volatile __u64 bulk_wakeup_bytes = 65536;
 
 #include "cw_shared_maps.h"
 
@@ -227,3 +231,52 @@ int BPF_PROG(cw_exit, struct task_struct *p)
 }
 
 #include "cw_syscalls.h"
+
+/* ---------------------------------------------------------------- fold-table sweep */
+
+struct sweep_ctx {
+	__u64 now;
+	__u64 force;
+};
+
+static long agg_sweep_one(struct bpf_map *map, struct cw_agg_key *k, struct cw_agg_val *v,
+			  struct sweep_ctx *cx)
+{
+	__u64 start = v->window_start;
+	barrier_var(start);
+	if (start == CW_AGG_DEAD)
+		return 0;
+	bool over = cx->now >= start && cx->now - start >= CW_AGG_WINDOW_NS;
+	if (cx->force || (over && v->count)) {
+		/* Report a closed window now rather than at the process's next occurrence, which
+		 * may never come; at shutdown (force) report every window, closed or not. */
+		agg_report(v, k);
+		return 0;
+	}
+	/* Idle for two windows: remove it. The swap to DEAD stops the process from folding
+	 * into an entry about to go (it then sends in full); whatever it folded before the
+	 * swap is reported first. An occurrence folds only within one window of start, so none
+	 * can still be folding into an entry idle for two. */
+	if (!over || cx->now - start < 2 * CW_AGG_WINDOW_NS)
+		return 0;
+	if (__sync_val_compare_and_swap(&v->window_start, start, CW_AGG_DEAD) != start)
+		return 0;
+	agg_report(v, k);
+	struct cw_agg_key key = *k;
+	bpf_map_delete_elem(&agg, &key);
+	struct cw_counters *c = get_counters();
+	if (c)
+		__sync_fetch_and_add(&c->agg_deleted, 1);
+	return 0;
+}
+
+/* Run by the agent (BPF_PROG_TEST_RUN) every 100 ms, and with args[0] = 1 at shutdown. */
+SEC("raw_tp")
+int cw_agg_sweep(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct sweep_ctx cx = {};
+	cx.now = bpf_ktime_get_boot_ns();
+	cx.force = ctx->args[0];
+	bpf_for_each_map_elem(&agg, agg_sweep_one, &cx, 0);
+	return 0;
+}

@@ -23,6 +23,9 @@
 #include <linux/types.h>
 #endif
 
+/* Syscall numbers and ptrace requests that records carry: one per-architecture table. */
+#include "cw_syscall_nr.h"
+
 /* Bounds of workload-controlled data captured in the kernel (documented in README). */
 #define CW_COMM_LEN 16
 #define CW_ARGV_MAX 16384   /* bytes of argv (NUL-separated) per exec */
@@ -155,7 +158,8 @@ struct cw_file {
 	__u16 path_len;
 	__u16 path2_len;
 	__u16 dir_len;
-	__u16 pad;
+	__u16 exec_gen; /* low bits of the task's exec count (self_exec_id): which image of the
+	                 * process it is, for joining folded repeats (see cw_agg_key) */
 	__s32 ret;
 	char data[];
 };
@@ -171,14 +175,14 @@ struct cw_cred {
 	struct cw_hdr hdr;
 	struct cw_creds old;
 	struct cw_creds new_;
-	__u32 syscall; /* x86-64 syscall number */
+	__u32 syscall; /* CW_NR_* (cw_syscall_nr.h) */
 	__u32 pad;
 };
 
 /* CW_PTRACE */
 struct cw_ptrace {
 	struct cw_hdr hdr;
-	__s64 request;
+	__s64 request; /* CW_PTRACE_* (cw_syscall_nr.h) */
 	__u32 target_pid;
 	__s32 ret;
 };
@@ -198,7 +202,7 @@ struct cw_mount {
 /* CW_MODULE: data = path (components, finit_module only). */
 struct cw_module {
 	struct cw_hdr hdr;
-	__u32 syscall;
+	__u32 syscall; /* CW_NR_init_module or CW_NR_finit_module */
 	__s32 ret;
 	__u16 path_len;
 	__u16 pad[11];
@@ -232,12 +236,65 @@ _Static_assert(sizeof(struct cw_mount) == CW_DATA_OFF, "cw_mount size");
 _Static_assert(sizeof(struct cw_module) == CW_DATA_OFF, "cw_module size");
 _Static_assert(sizeof(struct cw_memfd) == CW_DATA_OFF, "cw_memfd size");
 
-/* Per-CPU counters, one array element. Summed over CPUs by user space. */
+/* Per-CPU counters, one array element, indexed by enum cw_kind. Summed over CPUs by user
+ * space. */
 struct cw_counters {
-	__u64 emitted[CW_KIND_MAX]; /* records written to the ring buffer */
-	__u64 lost[CW_KIND_MAX];    /* records the ring buffer had no room for */
+	__u64 emitted[CW_KIND_MAX];   /* records written to either ring buffer */
+	__u64 lost[CW_KIND_MAX];      /* records the critical ring had no room for */
+	__u64 bulk_lost[CW_KIND_MAX]; /* records the bulk ring had no room for */
 	__u64 truncated;            /* records with any *_TRUNC flag */
 	__u64 inflight_lost;        /* syscall entries not tracked (table full) */
+	__u64 folded[CW_KIND_MAX];  /* occurrences folded into a later CW_REPEAT (not lost) */
+	__u64 agg_full;             /* occurrences sent in full because the fold table was full */
+	__u64 agg_deleted;          /* idle fold-table entries removed by the sweep */
+};
+
+/*
+ * Folding of repetitive file activity (bulk lane). Per (process, file, kind, write) the first
+ * occurrence is sent at once; identical ones within CW_AGG_WINDOW_NS of it are only counted
+ * (cw_counters.folded) in the fold table; a CW_REPEAT record then reports them with their
+ * count and first/last time, sent by the next occurrence after the window or by the sweep
+ * program the agent runs every 100 ms. Every occurrence is thus either a record of its own or
+ * counted in exactly one CW_REPEAT (or, if the bulk ring has no room for that CW_REPEAT,
+ * counted in cw_counters.bulk_lost). The table is a plain hash, never an LRU: nothing is
+ * evicted silently; when it is full, occurrences are sent in full (cw_counters.agg_full).
+ */
+#define CW_AGG_WINDOW_NS 1000000000ULL
+#define CW_AGG_ENTRIES 16384
+/* window_start of an entry the sweep is deleting: occurrences then go out in full. */
+#define CW_AGG_DEAD 0xffffffffffffffffULL
+
+/* A record type, not an event kind (outside enum cw_kind): hdr.kind of a struct cw_repeat. */
+#define CW_REPEAT 64
+
+struct cw_agg_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 tgid;
+	__u16 kind;  /* enum cw_kind */
+	__u16 write; /* 1 if opened for writing */
+	/* cw_file.exec_gen: occurrences after an exec never fold into the old image's window,
+	 * so a new image cannot hide its writes behind the previous image's first one. */
+	__u32 exec_gen;
+};
+
+struct cw_agg_val {
+	__u64 window_start; /* ktime of the last occurrence sent in full, or CW_AGG_DEAD */
+	__u64 count;        /* occurrences folded since then and not yet reported */
+	__u64 first;        /* ktime of the first of them */
+	__u64 last;         /* ktime of the last of them */
+};
+
+/* CW_REPEAT: `count` occurrences of `key` between first_ktime and last_ktime, none of which
+ * had a record of its own. hdr.task is zero except pid (= key.tgid): the record may come
+ * from the sweep, outside the process; user space joins it to the last full record of the
+ * same key. */
+struct cw_repeat {
+	struct cw_hdr hdr;
+	struct cw_agg_key key;
+	__u64 count;
+	__u64 first_ktime;
+	__u64 last_ktime;
 };
 
 /* Enforcement. A process is under a policy when its cgroup is in the policy's scope, or when

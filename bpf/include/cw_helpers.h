@@ -12,17 +12,48 @@ static __always_inline struct cw_counters *get_counters(void)
 	return bpf_map_lookup_elem(&counters, &zero);
 }
 
-static __always_inline void count_emit(__u16 kind, long err, __u16 flags)
+/* The lane of a record, the kernel's half of `Event::lane` in the model: file activity is
+ * bulk, except a read of a sensitive file (credential access is never shed with the bulk). */
+static __always_inline bool cw_lane_bulk(__u16 kind, __u16 flags)
+{
+	return (kind == CW_OPEN || kind == CW_RENAME || kind == CW_UNLINK || kind == CW_CHMOD) &&
+	       !(flags & CW_F_SENSITIVE);
+}
+
+/* The counter of a kind in one of the per-kind arrays. The bound is checked with a 64-bit
+ * compare on the very register that indexes: older verifiers (6.1) lose a 32-bit compare's
+ * bound when the compiler reloads the index from the stack. */
+static __always_inline __u64 *kind_slot(__u64 *arr, __u64 kind)
+{
+	barrier_var(kind);
+	if (kind >= CW_KIND_MAX)
+		return NULL;
+	return arr + kind;
+}
+
+static __always_inline void count_emit_lane(__u16 kind, long err, __u16 flags, bool bulk_lane)
 {
 	struct cw_counters *c = get_counters();
-	if (!c || kind >= CW_KIND_MAX)
+	if (!c)
 		return;
-	if (err)
-		__sync_fetch_and_add(&c->lost[kind], 1);
+	__u64 *slot;
+	if (err && bulk_lane)
+		slot = kind_slot(c->bulk_lost, kind);
+	else if (err)
+		slot = kind_slot(c->lost, kind);
 	else
-		__sync_fetch_and_add(&c->emitted[kind], 1);
+		slot = kind_slot(c->emitted, kind);
+	if (!slot)
+		return;
+	__sync_fetch_and_add(slot, 1);
 	if (flags & (CW_F_ARGV_TRUNC | CW_F_PATH_TRUNC | CW_F_CWD_TRUNC | CW_F_CGROUP_TRUNC))
 		__sync_fetch_and_add(&c->truncated, 1);
+}
+
+/* For the fixed-size records, which all travel in the critical lane. */
+static __always_inline void count_emit(__u16 kind, long err, __u16 flags)
+{
+	count_emit_lane(kind, err, flags, false);
 }
 
 /* Wake the consumer only when enough data waits: one wake-up per record would cost more
@@ -30,6 +61,13 @@ static __always_inline void count_emit(__u16 kind, long err, __u16 flags)
 static __always_inline __u64 wakeup_flag(void)
 {
 	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= ringbuf_wakeup_bytes
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline __u64 bulk_wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&bulk, BPF_RB_AVAIL_DATA) >= bulk_wakeup_bytes
 		       ? BPF_RB_FORCE_WAKEUP
 		       : BPF_RB_NO_WAKEUP;
 }
@@ -42,8 +80,97 @@ static __always_inline void emit(void *rec, __u32 size)
 	barrier_var(size);
 	size &= CW_SCRATCH_SIZE - 1;
 	h->size = size;
-	long err = bpf_ringbuf_output(&events, rec, size, wakeup_flag());
-	count_emit(h->kind, err, h->flags);
+	bool bulk_lane = cw_lane_bulk(h->kind, h->flags);
+	long err;
+	if (bulk_lane)
+		err = bpf_ringbuf_output(&bulk, rec, size, bulk_wakeup_flag());
+	else
+		err = bpf_ringbuf_output(&events, rec, size, wakeup_flag());
+	count_emit_lane(h->kind, err, h->flags, bulk_lane);
+}
+
+/* ---------------------------------------------------------------- folding (see header) */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CW_AGG_ENTRIES);
+	__type(key, struct cw_agg_key);
+	__type(value, struct cw_agg_val);
+} agg SEC(".maps");
+
+/* Report what an entry folded since its last report, if anything. The exchange makes each
+ * folded occurrence reported exactly once even with the sweep and the process racing. */
+static __always_inline void agg_report(struct cw_agg_val *v, const struct cw_agg_key *k)
+{
+	__u64 n = __sync_lock_test_and_set(&v->count, 0);
+	if (!n)
+		return;
+	__u16 kind = k->kind;
+	struct cw_repeat *r = bpf_ringbuf_reserve(&bulk, sizeof(*r), 0);
+	if (!r) {
+		struct cw_counters *c = get_counters();
+		__u64 *slot = c ? kind_slot(c->bulk_lost, kind) : NULL;
+		if (slot)
+			__sync_fetch_and_add(slot, n);
+		return;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	r->hdr.kind = CW_REPEAT;
+	r->hdr.size = sizeof(*r);
+	r->hdr.ktime = v->last;
+	r->hdr.task.pid = k->tgid;
+	r->key = *k;
+	r->count = n;
+	r->first_ktime = v->first;
+	r->last_ktime = v->last;
+	bpf_ringbuf_submit(r, bulk_wakeup_flag());
+}
+
+/* Fold one bulk-lane occurrence into the table. True when it was folded (no record of its
+ * own); false when it must be sent in full (first of its window, table full, racing). */
+static __always_inline bool agg_fold(__u32 tgid, __u16 kind, __u32 dev, __u64 ino, bool write,
+				     __u16 exec_gen)
+{
+	struct cw_agg_key k = {};
+	k.exec_gen = exec_gen;
+	k.ino = ino;
+	k.dev = dev;
+	k.tgid = tgid;
+	k.kind = kind;
+	k.write = write ? 1 : 0;
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct cw_agg_val *v = bpf_map_lookup_elem(&agg, &k);
+	if (!v) {
+		struct cw_agg_val nv = {};
+		nv.window_start = now;
+		long err = bpf_map_update_elem(&agg, &k, &nv, BPF_NOEXIST);
+		if (err == -E2BIG || err == -ENOMEM) {
+			struct cw_counters *c = get_counters();
+			if (c)
+				__sync_fetch_and_add(&c->agg_full, 1);
+		}
+		return false;
+	}
+	__u64 start = v->window_start;
+	barrier_var(start);
+	if (start == CW_AGG_DEAD)
+		return false;
+	if (now < start || now - start < CW_AGG_WINDOW_NS) {
+		if (__sync_fetch_and_add(&v->count, 1) == 0)
+			v->first = now;
+		v->last = now;
+		struct cw_counters *c = get_counters();
+		__u64 *slot = c ? kind_slot(c->folded, kind) : NULL;
+		if (slot)
+			__sync_fetch_and_add(slot, 1);
+		return true;
+	}
+	/* The window is over: this occurrence opens the next one. Whoever wins the swap reports
+	 * the last window; a loser (another thread, the sweep deleting) just sends in full. */
+	if (__sync_val_compare_and_swap(&v->window_start, start, now) != start)
+		return false;
+	agg_report(v, &k);
+	return false;
 }
 
 static __always_inline bool is_self(void)

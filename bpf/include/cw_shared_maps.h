@@ -10,10 +10,19 @@
 /* Events of this process (the agent) are dropped in the kernel. Set by the loader. */
 const volatile __u32 agent_tgid = 0;
 
+/* Two lanes (see cw_lane_bulk): the critical ring carries everything detection cannot afford
+ * to lose (lifecycle, network, credentials, ptrace, module/BPF loads, mounts, memfds,
+ * sensitive reads); the bulk ring carries high-volume file activity. A file flood can fill
+ * the bulk ring but never takes the critical ring's space. The loader sizes both. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 * 1024 * 1024);
 } events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024 * 1024);
+} bulk SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

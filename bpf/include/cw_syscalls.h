@@ -6,39 +6,7 @@
 #ifndef CW_SYSCALLS_H
 #define CW_SYSCALLS_H
 
-/* x86-64 syscall numbers (the only architecture built today). */
-#define NR_open 2
-#define NR_connect 42
-#define NR_accept 43
-#define NR_listen 50
-#define NR_rename 82
-#define NR_creat 85
-#define NR_unlink 87
-#define NR_chmod 90
-#define NR_fchmod 91
-#define NR_ptrace 101
-#define NR_setuid 105
-#define NR_setgid 106
-#define NR_setreuid 113
-#define NR_setregid 114
-#define NR_setresuid 117
-#define NR_setresgid 119
-#define NR_setfsuid 122
-#define NR_setfsgid 123
-#define NR_capset 126
-#define NR_mount 165
-#define NR_init_module 175
-#define NR_openat 257
-#define NR_unlinkat 263
-#define NR_renameat 264
-#define NR_fchmodat 268
-#define NR_accept4 288
-#define NR_finit_module 313
-#define NR_renameat2 316
-#define NR_memfd_create 319
-#define NR_bpf 321
-#define NR_openat2 437
-#define NR_fchmodat2 452
+#include "cw_syscall_nr.h"
 
 struct inflight {
 	__u64 args[6];
@@ -59,15 +27,15 @@ struct {
 static __always_inline bool interesting(long nr)
 {
 	switch (nr) {
-	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
-	case NR_connect: case NR_accept: case NR_accept4: case NR_listen:
-	case NR_rename: case NR_renameat: case NR_renameat2:
-	case NR_unlink: case NR_unlinkat:
-	case NR_chmod: case NR_fchmod: case NR_fchmodat: case NR_fchmodat2:
-	case NR_setuid: case NR_setgid: case NR_setreuid: case NR_setregid:
-	case NR_setresuid: case NR_setresgid: case NR_setfsuid: case NR_setfsgid: case NR_capset:
-	case NR_ptrace: case NR_mount: case NR_init_module: case NR_finit_module:
-	case NR_bpf: case NR_memfd_create:
+	case CW_NR_open: case CW_NR_openat: case CW_NR_openat2: case CW_NR_creat:
+	case CW_NR_connect: case CW_NR_accept: case CW_NR_accept4: case CW_NR_listen:
+	case CW_NR_rename: case CW_NR_renameat: case CW_NR_renameat2:
+	case CW_NR_unlink: case CW_NR_unlinkat:
+	case CW_NR_chmod: case CW_NR_fchmod: case CW_NR_fchmodat: case CW_NR_fchmodat2:
+	case CW_NR_setuid: case CW_NR_setgid: case CW_NR_setreuid: case CW_NR_setregid:
+	case CW_NR_setresuid: case CW_NR_setresgid: case CW_NR_setfsuid: case CW_NR_setfsgid: case CW_NR_capset:
+	case CW_NR_ptrace: case CW_NR_mount: case CW_NR_init_module: case CW_NR_finit_module:
+	case CW_NR_bpf: case CW_NR_memfd_create:
 		return true;
 	}
 	return false;
@@ -75,9 +43,9 @@ static __always_inline bool interesting(long nr)
 
 static __always_inline bool is_cred_nr(__u32 nr)
 {
-	return nr == NR_setuid || nr == NR_setgid || nr == NR_setreuid || nr == NR_setregid ||
-	       nr == NR_setresuid || nr == NR_setresgid || nr == NR_setfsuid ||
-	       nr == NR_setfsgid || nr == NR_capset;
+	return nr == CW_NR_setuid || nr == CW_NR_setgid || nr == CW_NR_setreuid || nr == CW_NR_setregid ||
+	       nr == CW_NR_setresuid || nr == CW_NR_setresgid || nr == CW_NR_setfsuid ||
+	       nr == CW_NR_setfsgid || nr == CW_NR_capset;
 }
 
 SEC("raw_tp/sys_enter")
@@ -85,8 +53,8 @@ int BPF_PROG(cw_sys_enter, struct pt_regs *regs, long id)
 {
 	if (!interesting(id) || is_self())
 		return 0;
-	if (!capture_file_writes && (id == NR_open || id == NR_openat || id == NR_openat2 ||
-				     id == NR_creat))
+	if (!capture_file_writes && (id == CW_NR_open || id == CW_NR_openat || id == CW_NR_openat2 ||
+				     id == CW_NR_creat))
 		return 0;
 	struct inflight in = {};
 	in.nr = id;
@@ -141,14 +109,14 @@ static __always_inline void on_net(struct task_struct *task, struct inflight *in
 	__u16 kind;
 	long fd;
 	__u16 flags = 0;
-	if (in->nr == NR_connect) {
+	if (in->nr == CW_NR_connect) {
 		if (ret != 0 && ret != -EINPROGRESS)
 			return;
 		if (ret == -EINPROGRESS)
 			flags |= CW_F_INPROGRESS;
 		kind = CW_CONNECT;
 		fd = in->args[0];
-	} else if (in->nr == NR_listen) {
+	} else if (in->nr == CW_NR_listen) {
 		if (ret != 0)
 			return;
 		kind = CW_LISTEN;
@@ -222,6 +190,11 @@ static __always_inline void on_open(struct task_struct *task, struct inflight *i
 	bool sens = sensitive_file(f, d, dev);
 	if (!sens && (!write || pseudo_fs(BPF_CORE_READ(inode, i_sb, s_magic))))
 		return;
+	/* Repetitive writes of one file by one process image are folded, not each sent. */
+	__u16 exec_gen = BPF_CORE_READ(task, self_exec_id);
+	if (!sens && agg_fold(BPF_CORE_READ(task, tgid), CW_OPEN, dev, BPF_CORE_READ(inode, i_ino),
+			      write, exec_gen))
+		return;
 
 	char *buf = get_scratch();
 	if (!buf)
@@ -236,6 +209,7 @@ static __always_inline void on_open(struct task_struct *task, struct inflight *i
 	rec->ret = ret;
 	rec->path2_len = 0;
 	rec->dir_len = 0;
+	rec->exec_gen = exec_gen;
 	bool trunc = false;
 	char *data = buf + CW_DATA_OFF;
 	__u32 n = write_path(0, d, BPF_CORE_READ(f, f_path.mnt), &trunc);
@@ -256,23 +230,23 @@ static __always_inline void on_path_op(struct task_struct *task, struct inflight
 	__u32 mode = 0;
 	struct file *target_file = NULL;
 	switch (in->nr) {
-	case NR_rename:
+	case CW_NR_rename:
 		kind = CW_RENAME; p1 = (void *)in->args[0]; p2 = (void *)in->args[1];
 		break;
-	case NR_renameat: case NR_renameat2:
+	case CW_NR_renameat: case CW_NR_renameat2:
 		kind = CW_RENAME; dirfd = (int)in->args[0]; p1 = (void *)in->args[1];
 		p2 = (void *)in->args[3];
 		break;
-	case NR_unlink:
+	case CW_NR_unlink:
 		kind = CW_UNLINK; p1 = (void *)in->args[0];
 		break;
-	case NR_unlinkat:
+	case CW_NR_unlinkat:
 		kind = CW_UNLINK; dirfd = (int)in->args[0]; p1 = (void *)in->args[1];
 		break;
-	case NR_chmod:
+	case CW_NR_chmod:
 		kind = CW_CHMOD; p1 = (void *)in->args[0]; mode = in->args[1];
 		break;
-	case NR_fchmod:
+	case CW_NR_fchmod:
 		kind = CW_CHMOD; target_file = fd_file(task, in->args[0]); mode = in->args[1];
 		break;
 	default: /* fchmodat, fchmodat2 */
@@ -290,6 +264,7 @@ static __always_inline void on_path_op(struct task_struct *task, struct inflight
 	rec->open_flags = 0;
 	rec->mode = mode;
 	rec->ret = ret;
+	rec->exec_gen = BPF_CORE_READ(task, self_exec_id);
 	char *data = buf + CW_DATA_OFF;
 	__u32 off = 0;
 	bool trunc = false;
@@ -364,14 +339,14 @@ static __always_inline void on_ptrace(struct task_struct *task, struct inflight 
 		return;
 	long req = in->args[0];
 	/* Reads of the tracee are not events; taking control or writing to it is. */
-	if (req != PTRACE_TRACEME && req != 16 /* ATTACH */ && req != 0x4206 /* SEIZE */ &&
-	    req != 4 && req != 5 && req != 6 /* POKE* */ && req != 13 /* SETREGS */ &&
-	    req != 0x4205 /* SETREGSET */)
+	if (req != CW_PTRACE_TRACEME && req != CW_PTRACE_ATTACH && req != CW_PTRACE_SEIZE &&
+	    req != CW_PTRACE_POKETEXT && req != CW_PTRACE_POKEDATA && req != CW_PTRACE_POKEUSER &&
+	    req != CW_PTRACE_SETREGS && req != CW_PTRACE_SETREGSET)
 		return;
 	struct cw_ptrace rec = {};
 	init_hdr(&rec.hdr, CW_PTRACE, task);
 	rec.request = req;
-	rec.target_pid = req == PTRACE_TRACEME ? rec.hdr.task.ppid : (__u32)in->args[1];
+	rec.target_pid = req == CW_PTRACE_TRACEME ? rec.hdr.task.ppid : (__u32)in->args[1];
 	rec.ret = ret;
 	rec.hdr.size = sizeof(rec);
 	long err = bpf_ringbuf_output(&events, &rec, sizeof(rec), wakeup_flag());
@@ -411,7 +386,7 @@ static __always_inline void on_module(struct task_struct *task, struct inflight 
 	rec->syscall = in->nr;
 	rec->ret = ret;
 	rec->path_len = 0;
-	if (in->nr == NR_finit_module) {
+	if (in->nr == CW_NR_finit_module) {
 		struct file *f = fd_file(task, in->args[0]);
 		if (f) {
 			bool trunc = false;
@@ -465,30 +440,30 @@ int BPF_PROG(cw_sys_exit, struct pt_regs *regs, long ret)
 	struct task_struct *task = (void *)bpf_get_current_task_btf();
 
 	switch (copy.nr) {
-	case NR_connect: case NR_accept: case NR_accept4: case NR_listen:
+	case CW_NR_connect: case CW_NR_accept: case CW_NR_accept4: case CW_NR_listen:
 		on_net(task, &copy, ret);
 		break;
-	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
+	case CW_NR_open: case CW_NR_openat: case CW_NR_openat2: case CW_NR_creat:
 		on_open(task, &copy, ret);
 		break;
-	case NR_rename: case NR_renameat: case NR_renameat2:
-	case NR_unlink: case NR_unlinkat:
-	case NR_chmod: case NR_fchmod: case NR_fchmodat: case NR_fchmodat2:
+	case CW_NR_rename: case CW_NR_renameat: case CW_NR_renameat2:
+	case CW_NR_unlink: case CW_NR_unlinkat:
+	case CW_NR_chmod: case CW_NR_fchmod: case CW_NR_fchmodat: case CW_NR_fchmodat2:
 		on_path_op(task, &copy, ret);
 		break;
-	case NR_ptrace:
+	case CW_NR_ptrace:
 		on_ptrace(task, &copy, ret);
 		break;
-	case NR_mount:
+	case CW_NR_mount:
 		on_mount(task, &copy, ret);
 		break;
-	case NR_init_module: case NR_finit_module:
+	case CW_NR_init_module: case CW_NR_finit_module:
 		on_module(task, &copy, ret);
 		break;
-	case NR_bpf:
+	case CW_NR_bpf:
 		on_bpf(task, &copy, ret);
 		break;
-	case NR_memfd_create:
+	case CW_NR_memfd_create:
 		on_memfd(task, &copy, ret);
 		break;
 	default:

@@ -4,12 +4,16 @@
 use std::path::PathBuf;
 
 fn main() {
-    let header =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bpf/include/causeway_events.h");
-    println!("cargo:rerun-if-changed={}", header.display());
+    let include = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bpf/include");
+    let header = include.join("causeway_events.h");
+    // The record header includes the per-architecture syscall table (cw_syscall_nr.h).
+    for f in ["causeway_events.h", "cw_syscall_nr.h"] {
+        println!("cargo:rerun-if-changed={}", include.join(f).display());
+    }
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into()));
     let bindings = bindgen::Builder::default()
         .header(header.to_string_lossy())
+        .clang_arg(format!("-I{}", include.display()))
         .allowlist_type("cw_.*")
         .allowlist_var("CW_.*")
         .derive_default(true)

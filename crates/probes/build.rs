@@ -27,6 +27,9 @@ fn main() {
                 include.as_str(),
                 include2.as_str(),
                 "-Wall",
+                // BPF ISA v3: atomic exchange and compare-and-swap (the fold table's
+                // exact accounting); every kernel Causeway targets (5.12+) runs it.
+                "-mcpu=v3",
                 "-Wno-unused-function",
             ])
             .build_and_generate(out_dir.join(skel))

@@ -56,6 +56,8 @@ pub enum Record<'a> {
         rec: raw::cw_memfd,
         name: &'a [u8],
     },
+    /// Occurrences the kernel folded (not an event kind of its own: see `CW_REPEAT`).
+    Repeat(raw::cw_repeat),
 }
 
 impl Record<'_> {
@@ -73,16 +75,20 @@ impl Record<'_> {
             Record::Module { rec, .. } => &rec.hdr,
             Record::Bpf(r) => &r.hdr,
             Record::Memfd { rec, .. } => &rec.hdr,
+            Record::Repeat(r) => &r.hdr,
         }
     }
 }
 
-/// Types that may be read from arbitrary bytes: plain-old-data generated from the header.
+/// Plain-old-data generated from the header: may be read from arbitrary bytes and viewed as
+/// bytes (map keys and values written through the generated structs, see [`bytes_of`]).
 ///
 /// # Safety
 /// Implementors must be `repr(C)` structs of integers and integer arrays only, so that every
-/// bit pattern is a valid value.
-unsafe trait Pod {}
+/// bit pattern is a valid value, and without implicit padding (the header pads explicitly),
+/// so that viewing one as bytes never reads uninitialised memory. The `no_implicit_padding`
+/// test checks the second property for every map key and value type.
+pub unsafe trait Pod {}
 unsafe impl Pod for raw::cw_hdr {}
 unsafe impl Pod for raw::cw_fork {}
 unsafe impl Pod for raw::cw_exec {}
@@ -96,6 +102,20 @@ unsafe impl Pod for raw::cw_module {}
 unsafe impl Pod for raw::cw_bpf {}
 unsafe impl Pod for raw::cw_memfd {}
 unsafe impl Pod for raw::cw_counters {}
+unsafe impl Pod for raw::cw_file_key {}
+unsafe impl Pod for raw::cw_scope {}
+unsafe impl Pod for raw::cw_allow_key {}
+unsafe impl Pod for raw::cw_agg_key {}
+unsafe impl Pod for raw::cw_agg_val {}
+unsafe impl Pod for raw::cw_repeat {}
+
+/// The bytes of a header struct, as a BPF map key or value. The map checks the length against
+/// its declared key/value size (a mismatch is an error, not a short write).
+pub fn bytes_of<T: Pod>(v: &T) -> &[u8] {
+    // SAFETY: `T: Pod` is a padding-free `repr(C)` struct of integers, so all its
+    // `size_of::<T>()` bytes are initialised; the slice borrows `v` and cannot outlive it.
+    unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
+}
 
 fn read<T: Pod>(bytes: &[u8]) -> Result<T, DecodeError> {
     let need = size_of::<T>();
@@ -223,6 +243,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             )?;
             Record::Memfd { rec, name }
         }
+        raw::CW_REPEAT => Record::Repeat(read(bytes)?),
         _ => return Err(DecodeError::UnknownKind(hdr.kind)),
     })
 }
@@ -253,11 +274,27 @@ pub fn cstr(bytes: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
-    fn bytes_of<T: Pod>(v: &T) -> Vec<u8> {
-        // SAFETY: T is POD; we view its bytes.
-        unsafe {
-            core::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()).to_vec()
-        }
+    fn owned<T: Pod>(v: &T) -> Vec<u8> {
+        bytes_of(v).to_vec()
+    }
+
+    #[test]
+    fn no_implicit_padding() {
+        // Each size is the sum of the fields' sizes: nothing uninitialised is ever viewed.
+        assert_eq!(size_of::<raw::cw_file_key>(), 8 + 4 + 4);
+        assert_eq!(size_of::<raw::cw_scope>(), 4 + 4);
+        assert_eq!(size_of::<raw::cw_allow_key>(), 8 + 4 + 4);
+        assert_eq!(size_of::<raw::cw_agg_key>(), 8 + 4 + 4 + 2 + 2 + 4);
+        assert_eq!(size_of::<raw::cw_agg_val>(), 4 * 8);
+        let k = raw::cw_allow_key {
+            ino: 7,
+            dev: 9,
+            policy_id: 3,
+        };
+        let b = bytes_of(&k);
+        assert_eq!(&b[..8], &7u64.to_ne_bytes());
+        assert_eq!(&b[8..12], &9u32.to_ne_bytes());
+        assert_eq!(&b[12..], &3u32.to_ne_bytes());
     }
 
     #[test]
@@ -272,7 +309,7 @@ mod tests {
         rec.hdr.kind = raw::cw_kind_CW_EXEC as u16;
         rec.argv_len = 6;
         rec.filename_len = 3;
-        let mut b = bytes_of(&rec);
+        let mut b = owned(&rec);
         b.extend_from_slice(b"ls\0-l\0ls\0");
         match decode(&b).unwrap() {
             Record::Exec {
@@ -298,7 +335,7 @@ mod tests {
         let mut h = raw::cw_fork::default();
         h.hdr.kind = 999;
         assert_eq!(
-            decode(&bytes_of(&h)).unwrap_err(),
+            decode(&owned(&h)).unwrap_err(),
             DecodeError::UnknownKind(999)
         );
     }

@@ -19,4 +19,4 @@ pub mod raw {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 
-pub use decode::{decode, DecodeError, Record};
+pub use decode::{bytes_of, decode, DecodeError, Pod, Record};

@@ -1,14 +1,53 @@
 //! Kernel record → contract event. Fills the common process part from the record's task
 //! header plus the process table, then the one kind-specific object.
 
+use crate::fold::{FoldKey, Folds};
 use crate::host::HostInfo;
 use crate::procfs::{split_argv, tty_name, ProcInfo};
-use crate::table::{Entry, Table};
+use crate::table::{Entry, Table, TaskFacts};
 use causeway_abi::decode::{components_to_path, cstr, Record};
 use causeway_abi::raw;
 use causeway_model::*;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
+
+/// The kernel's number of each kind, by an exhaustive match: a kind added to the model without
+/// its `enum cw_kind` counterpart does not compile, and neither does a number that differs.
+const fn kernel_code(k: Kind) -> u32 {
+    match k {
+        Kind::ProcessFork => raw::cw_kind_CW_FORK,
+        Kind::ProcessExec => raw::cw_kind_CW_EXEC,
+        Kind::ProcessExit => raw::cw_kind_CW_EXIT,
+        Kind::NetConnect => raw::cw_kind_CW_CONNECT,
+        Kind::NetAccept => raw::cw_kind_CW_ACCEPT,
+        Kind::NetListen => raw::cw_kind_CW_LISTEN,
+        Kind::FileOpen => raw::cw_kind_CW_OPEN,
+        Kind::FileRename => raw::cw_kind_CW_RENAME,
+        Kind::FileUnlink => raw::cw_kind_CW_UNLINK,
+        Kind::FileChmod => raw::cw_kind_CW_CHMOD,
+        Kind::CredChange => raw::cw_kind_CW_CRED,
+        Kind::ProcessPtrace => raw::cw_kind_CW_PTRACE,
+        Kind::FsMount => raw::cw_kind_CW_MOUNT,
+        Kind::KernelModuleLoad => raw::cw_kind_CW_MODULE,
+        Kind::KernelBpfLoad => raw::cw_kind_CW_BPF,
+        Kind::ProcessMemfdCreate => raw::cw_kind_CW_MEMFD,
+    }
+}
+
+const _: () = {
+    let mut i = 0;
+    while i < Kind::ALL.len() {
+        let k = Kind::ALL[i];
+        assert!(
+            k.code() as u32 == kernel_code(k),
+            "Kind::code differs from enum cw_kind"
+        );
+        i += 1;
+    }
+    // Every kernel kind has a model kind (the kernel's numbers are 1..CW_KIND_MAX).
+    assert!(Kind::ALL.len() as u32 + 1 == raw::cw_kind_CW_KIND_MAX);
+    assert!(Kind::MAX_CODE as u32 + 1 == raw::cw_kind_CW_KIND_MAX);
+};
 
 fn flag(h: &raw::cw_hdr, f: u32) -> bool {
     u32::from(h.flags) & f != 0
@@ -29,6 +68,8 @@ fn none_if_unset(v: u32) -> Option<u32> {
 pub struct Converter {
     pub host: HostInfo,
     pub table: Table,
+    /// What the kernel's repeat records stand for.
+    pub folds: Folds,
 }
 
 impl Converter {
@@ -36,6 +77,7 @@ impl Converter {
         Converter {
             host,
             table: Table::new(),
+            folds: Folds::default(),
         }
     }
 
@@ -43,11 +85,31 @@ impl Converter {
         ProcessKey::from_boot_ns(self.host.boot, pid, start_ns)
     }
 
-    /// The contract's process object for a record's task.
-    fn process(&mut self, t: &raw::cw_task) -> Process {
+    /// The contract's process object for a record's task: the one the table shares for this
+    /// image while the task's facts stay the same, built (argv copied) only when they change.
+    fn process(&mut self, t: &raw::cw_task) -> Arc<Process> {
         let key = self.key(t.pid, t.start_boottime);
+        let cg = self.table.cgroups.get(t.cgroup_id).cloned();
+        let facts = TaskFacts {
+            ppid: t.ppid,
+            parent_start: t.parent_start_boottime,
+            uid: t.uid,
+            euid: t.euid,
+            gid: t.gid,
+            egid: t.egid,
+            auid: t.auid,
+            sessionid: t.sessionid,
+            tty: t.tty,
+            cgroup_id: t.cgroup_id,
+            cgroup_known: cg.is_some(),
+            comm: t.comm,
+        };
+        if let Some((f, p)) = self.table.get(&key).and_then(|e| e.shared.as_ref()) {
+            if *f == facts {
+                return Arc::clone(p);
+            }
+        }
         let parent = self.key(t.ppid, t.parent_start_boottime);
-        let entry = self.table.get(&key).cloned();
         let parent_id = if t.ppid == 0 {
             String::new()
         } else {
@@ -56,12 +118,8 @@ impl Converter {
                 None => parent.to_string(),
             }
         };
-        let cg = self.table.cgroups.get(t.cgroup_id).cloned();
         let mut p = Process {
-            id: match &entry {
-                Some(e) => e.id.to_string(),
-                None => key.to_string(),
-            },
+            id: key.to_string(),
             pid: t.pid,
             ppid: t.ppid,
             parent_id,
@@ -76,17 +134,23 @@ impl Converter {
             start_time: Some(self.host.wall(t.start_boottime)),
             ..Default::default()
         };
-        if let Some(e) = entry {
-            p.exe = e.exe;
+        let entry = self.table.get(&key);
+        if let Some(e) = &entry {
+            p.id = e.id.to_string();
+            p.exe = e.exe.clone();
             p.argv = (*e.argv).clone();
             p.argv_truncated = e.argv_truncated;
-            p.cwd = e.cwd;
-            p.container = e.container;
-            p.service = e.service;
+            p.cwd = e.cwd.clone();
+            p.container = e.container.clone();
+            p.service = e.service.clone();
         }
         if let Some(cg) = cg.filter(|c| !c.path.is_empty()) {
             p.container = cg.container;
             p.service = cg.service;
+        }
+        let p = Arc::new(p);
+        if let Some(e) = entry {
+            e.shared = Some((facts, Arc::clone(&p)));
         }
         p
     }
@@ -152,15 +216,20 @@ impl Converter {
         e
     }
 
-    /// Convert one record. `None` for records that are not events (e.g. a thread's exit).
+    /// Convert one record. `None` when its kind number is not a model kind (the decoder
+    /// refuses those already; the caller counts it as a decode error).
     pub fn convert(&mut self, rec: &Record<'_>) -> Option<Event> {
+        if let Record::Repeat(r) = rec {
+            return self.repeat(r);
+        }
         let h = rec.hdr();
+        let kind = Kind::from_code(h.kind)?;
         let key = self.key(h.task.pid, h.task.start_boottime);
         match rec {
             Record::Fork(r) => {
                 let parent = self.key(r.hdr.task.ppid, r.hdr.task.parent_start_boottime);
                 self.table.fork(&key, &parent);
-                Some(self.event(h, Kind::ProcessFork))
+                Some(self.event(h, kind))
             }
             Record::Exec {
                 rec: r,
@@ -192,9 +261,10 @@ impl Converter {
                     container: cg.container,
                     service: cg.service,
                     exited_at: None,
+                    shared: None,
                 };
                 self.table.exec(&key, entry);
-                let mut e = self.event(h, Kind::ProcessExec);
+                let mut e = self.event(h, kind);
                 e.exec = Some(Exec {
                     filename: escape_bytes(cstr(filename)),
                     memfd: flag(h, raw::CW_F_MEMFD),
@@ -214,7 +284,7 @@ impl Converter {
                 Some(e)
             }
             Record::Exit(r) => {
-                let mut e = self.event(h, Kind::ProcessExit);
+                let mut e = self.event(h, kind);
                 let st = r.status;
                 let sig = (st & 0x7f) as i32;
                 e.exit = Some(if sig == 0 {
@@ -234,11 +304,6 @@ impl Converter {
                 Some(e)
             }
             Record::Net(r) => {
-                let kind = match u32::from(h.kind) {
-                    raw::cw_kind_CW_CONNECT => Kind::NetConnect,
-                    raw::cw_kind_CW_ACCEPT => Kind::NetAccept,
-                    _ => Kind::NetListen,
-                };
                 let mut e = self.event(h, kind);
                 e.network = Some(network(r));
                 Some(e)
@@ -248,9 +313,9 @@ impl Converter {
                 path,
                 path2,
                 dir,
-            } => Some(self.file(h, r, path, path2, dir)),
+            } => Some(self.file(h, kind, r, path, path2, dir)),
             Record::Cred(r) => {
-                let mut e = self.event(h, Kind::CredChange);
+                let mut e = self.event(h, kind);
                 e.cred = Some(Cred {
                     syscall: syscall_name(r.syscall).to_string(),
                     old: creds(&r.old),
@@ -259,7 +324,7 @@ impl Converter {
                 Some(e)
             }
             Record::Ptrace(r) => {
-                let mut e = self.event(h, Kind::ProcessPtrace);
+                let mut e = self.event(h, kind);
                 let boot = self.host.boot;
                 let target_id = self
                     .table
@@ -286,7 +351,7 @@ impl Converter {
                 target,
                 fstype,
             } => {
-                let mut e = self.event(h, Kind::FsMount);
+                let mut e = self.event(h, kind);
                 e.mount = Some(Mount {
                     source: escape_bytes(cstr(source)),
                     target: escape_bytes(cstr(target)),
@@ -297,7 +362,7 @@ impl Converter {
                 Some(e)
             }
             Record::Module { rec: r, path } => {
-                let mut e = self.event(h, Kind::KernelModuleLoad);
+                let mut e = self.event(h, kind);
                 e.module = Some(Module {
                     syscall: syscall_name(r.syscall).to_string(),
                     path: (!path.is_empty()).then(|| escape_bytes(&components_to_path(path))),
@@ -306,7 +371,7 @@ impl Converter {
                 Some(e)
             }
             Record::Bpf(r) => {
-                let mut e = self.event(h, Kind::KernelBpfLoad);
+                let mut e = self.event(h, kind);
                 let name: Vec<u8> = r.prog_name.iter().map(|&c| c as u8).collect();
                 e.bpf = Some(Bpf {
                     prog_type: r.prog_type,
@@ -315,8 +380,9 @@ impl Converter {
                 });
                 Some(e)
             }
+            Record::Repeat(r) => self.repeat(r),
             Record::Memfd { rec: r, name } => {
-                let mut e = self.event(h, Kind::ProcessMemfdCreate);
+                let mut e = self.event(h, kind);
                 e.memfd = Some(Memfd {
                     name: escape_bytes(cstr(name)),
                     flags: r.flags,
@@ -325,6 +391,56 @@ impl Converter {
                 Some(e)
             }
         }
+    }
+
+    /// Occurrences the kernel folded: the last full event of the same key, standing for
+    /// `count` occurrences from the first to the last folded one.
+    fn repeat(&mut self, r: &raw::cw_repeat) -> Option<Event> {
+        let kind = Kind::from_code(r.key.kind)?;
+        let key = FoldKey::of_repeat(r);
+        let (process, file) = match self.folds.join(&key, r.last_ktime) {
+            Some(j) => j,
+            None => {
+                // The full event was lost (counted where it was): still report the count,
+                // with what the kernel key says.
+                let pid = r.key.tgid;
+                let id = self
+                    .table
+                    .start_of_pid(pid)
+                    .map(|t| {
+                        ProcessKey {
+                            boot: self.host.boot,
+                            pid,
+                            start_ticks: t,
+                        }
+                        .to_string()
+                    })
+                    .unwrap_or_default();
+                let p = Process {
+                    id,
+                    pid,
+                    ..Default::default()
+                };
+                let f = File {
+                    write: key.write,
+                    inode: Some(key.ino),
+                    ..Default::default()
+                };
+                (Arc::new(p), f)
+            }
+        };
+        let mut e = Event::new(
+            self.host.wall(r.first_ktime),
+            kind,
+            self.host.host.clone(),
+            process,
+        );
+        e.file = Some(file);
+        e.repeat = Some(Repeat {
+            count: r.count,
+            last_time: self.host.wall(r.last_ktime),
+        });
+        Some(e)
     }
 
     /// An exec the BPF-LSM hook refused: it never happened, so the process keeps its image
@@ -348,17 +464,12 @@ impl Converter {
     fn file(
         &mut self,
         h: &raw::cw_hdr,
+        kind: Kind,
         r: &raw::cw_file,
         path: &[u8],
         path2: &[u8],
         dir: &[u8],
     ) -> Event {
-        let kind = match u32::from(h.kind) {
-            raw::cw_kind_CW_OPEN => Kind::FileOpen,
-            raw::cw_kind_CW_RENAME => Kind::FileRename,
-            raw::cw_kind_CW_UNLINK => Kind::FileUnlink,
-            _ => Kind::FileChmod,
-        };
         let dir_path = (!dir.is_empty()).then(|| components_to_path(dir));
         let resolve = |p: &[u8]| -> Vec<u8> {
             let p = cstr(p);
@@ -390,6 +501,20 @@ impl Converter {
             inode: (r.ino != 0).then_some(r.ino),
             truncated: flag(h, raw::CW_F_PATH_TRUNC) || flag(h, raw::CW_F_CWD_TRUNC),
         });
+        // The kernel folds later identical opens into repeats of this one (cw_helpers.h).
+        if kind == Kind::FileOpen && r.ino != 0 && e.lane() == Lane::Bulk {
+            if let Some(f) = &e.file {
+                let key = FoldKey {
+                    tgid: h.task.pid,
+                    dev: r.dev,
+                    ino: r.ino,
+                    kind: kind.code(),
+                    write: f.write,
+                    exec_gen: u32::from(r.exec_gen),
+                };
+                self.folds.remember(key, &e.process, f, h.ktime);
+            }
+        }
         e
     }
 }
@@ -442,33 +567,39 @@ fn creds(c: &raw::cw_creds) -> Creds {
     }
 }
 
+/// Names of the syscalls records carry, from the one per-architecture table
+/// (`bpf/include/cw_syscall_nr.h`) the probes match on.
 fn syscall_name(nr: u32) -> &'static str {
     match nr {
-        105 => "setuid",
-        106 => "setgid",
-        113 => "setreuid",
-        114 => "setregid",
-        117 => "setresuid",
-        119 => "setresgid",
-        122 => "setfsuid",
-        123 => "setfsgid",
-        126 => "capset",
-        175 => "init_module",
-        313 => "finit_module",
+        raw::CW_NR_setuid => "setuid",
+        raw::CW_NR_setgid => "setgid",
+        raw::CW_NR_setreuid => "setreuid",
+        raw::CW_NR_setregid => "setregid",
+        raw::CW_NR_setresuid => "setresuid",
+        raw::CW_NR_setresgid => "setresgid",
+        raw::CW_NR_setfsuid => "setfsuid",
+        raw::CW_NR_setfsgid => "setfsgid",
+        raw::CW_NR_capset => "capset",
+        raw::CW_NR_init_module => "init_module",
+        raw::CW_NR_finit_module => "finit_module",
         _ => "unknown",
     }
 }
 
+/// Names of the ptrace requests the probes report (same table as the syscalls).
 fn ptrace_request(req: i64) -> &'static str {
+    let Ok(req) = u32::try_from(req) else {
+        return "PTRACE_OTHER";
+    };
     match req {
-        0 => "PTRACE_TRACEME",
-        4 => "PTRACE_POKETEXT",
-        5 => "PTRACE_POKEDATA",
-        6 => "PTRACE_POKEUSER",
-        13 => "PTRACE_SETREGS",
-        16 => "PTRACE_ATTACH",
-        0x4205 => "PTRACE_SETREGSET",
-        0x4206 => "PTRACE_SEIZE",
+        raw::CW_PTRACE_TRACEME => "PTRACE_TRACEME",
+        raw::CW_PTRACE_POKETEXT => "PTRACE_POKETEXT",
+        raw::CW_PTRACE_POKEDATA => "PTRACE_POKEDATA",
+        raw::CW_PTRACE_POKEUSER => "PTRACE_POKEUSER",
+        raw::CW_PTRACE_SETREGS => "PTRACE_SETREGS",
+        raw::CW_PTRACE_ATTACH => "PTRACE_ATTACH",
+        raw::CW_PTRACE_SETREGSET => "PTRACE_SETREGSET",
+        raw::CW_PTRACE_SEIZE => "PTRACE_SEIZE",
         _ => "PTRACE_OTHER",
     }
 }

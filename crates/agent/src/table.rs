@@ -5,7 +5,7 @@
 
 use crate::cgroups::Cgroups;
 use crate::procfs::{self, ProcInfo};
-use causeway_model::{Container, ProcessKey};
+use causeway_model::{Container, Process, ProcessKey};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -27,6 +27,28 @@ pub struct Entry {
     pub container: Option<Container>,
     pub service: Option<String>,
     pub exited_at: Option<u64>,
+    /// The process object every event of this image hands out, with the task facts it was
+    /// made from: rebuilt only when those change (credentials, comm, parent, cgroup), so
+    /// events share one `Arc` instead of copying argv each.
+    pub shared: Option<(TaskFacts, Arc<Process>)>,
+}
+
+/// What the kernel's task header says that the process object shows, besides the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskFacts {
+    pub ppid: u32,
+    pub parent_start: u64,
+    pub uid: u32,
+    pub euid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub auid: u32,
+    pub sessionid: u32,
+    pub tty: u32,
+    pub cgroup_id: u64,
+    /// Whether the cgroup was known when the object was made (it may be learned later).
+    pub cgroup_known: bool,
+    pub comm: [std::ffi::c_char; 16],
 }
 
 /// Processes by pid; an entry only answers for the (pid, start) it was made for.
@@ -68,13 +90,14 @@ impl Table {
             container: cg.container,
             service: cg.service,
             exited_at: None,
+            shared: None,
         };
         self.by_pid.insert(p.pid, e);
         &self.by_pid[&p.pid]
     }
 
     /// The entry for exactly this process, reading /proc once if we never met it.
-    pub fn get(&mut self, key: &ProcessKey) -> Option<&Entry> {
+    pub fn get(&mut self, key: &ProcessKey) -> Option<&mut Entry> {
         let known = self
             .by_pid
             .get(&key.pid)
@@ -119,10 +142,11 @@ impl Table {
 
     /// A new process from fork: it runs its parent's image.
     pub fn fork(&mut self, child: &ProcessKey, parent: &ProcessKey) {
-        let mut e = self.get(parent).cloned().unwrap_or_default();
+        let mut e = self.get(parent).map(|e| e.clone()).unwrap_or_default();
         e.start_ticks = child.start_ticks;
         e.id = Arc::from("");
         e.exited_at = None;
+        e.shared = None;
         self.by_pid.insert(child.pid, e);
     }
 
@@ -132,6 +156,7 @@ impl Table {
             key.pid,
             Entry {
                 start_ticks: key.start_ticks,
+                shared: None,
                 ..update
             },
         );

@@ -134,7 +134,8 @@ enum Own {
     TrueAlone,
 }
 
-/// Events of `kind` in the output that belong to the workload.
+/// Occurrences of `kind` in the output that belong to the workload (an event folded by the
+/// kernel stands for `repeat.count` of them).
 fn count_events(out: &Path, kind: &str, pid: u32, own: Own) -> Result<u64> {
     let f = std::io::BufReader::new(std::fs::File::open(out)?);
     let mut n = 0;
@@ -150,7 +151,7 @@ fn count_events(out: &Path, kind: &str, pid: u32, own: Own) -> Result<u64> {
             Own::TrueAlone => v["process"]["argv"] == serde_json::json!(["/bin/true"]),
         };
         if v["kind"] == kind && mine {
-            n += 1;
+            n += v["repeat"]["count"].as_u64().unwrap_or(1);
         }
     }
     Ok(n)
@@ -196,14 +197,21 @@ fn connect_storm(n: usize) -> Result<()> {
     Ok(())
 }
 
-fn open_storm(n: usize, dir: &Path, threads: usize) -> Result<()> {
+/// Opens for writing of 64 files per thread, over and over (what the kernel folds), or with
+/// `distinct`, of a new file each time (nothing to fold: the overload run).
+fn open_storm(n: usize, dir: &Path, threads: usize, distinct: bool) -> Result<()> {
     let per = n / threads;
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let dir = dir.to_path_buf();
             std::thread::spawn(move || -> Result<()> {
                 for i in 0..per {
-                    let mut f = std::fs::File::create(dir.join(format!("f{t}-{}", i % 64)))?;
+                    let name = if distinct {
+                        format!("f{t}-{i}")
+                    } else {
+                        format!("f{t}-{}", i % 64)
+                    };
+                    let mut f = std::fs::File::create(dir.join(name))?;
                     f.write_all(b"x")?;
                 }
                 Ok(())
@@ -245,6 +253,8 @@ fn bench(args: &Args, w: &Workload<'_>) -> Result<serde_json::Value> {
     let (mut base_s, mut agent_s) = (Vec::new(), Vec::new());
     let mut completeness = Vec::new();
     let (mut cpu, mut sys, mut events_total, mut max_rss, mut lost) = (0.0, 0.0, 0u64, 0i64, 0u64);
+    // Events written plus occurrences the kernel folded into them.
+    let mut occurrences_total = 0u64;
     for _ in 0..args.pairs {
         let t = Instant::now();
         (w.run)()?;
@@ -261,6 +271,11 @@ fn bench(args: &Args, w: &Workload<'_>) -> Result<serde_json::Value> {
         cpu += r.user_s;
         sys += r.sys_s;
         events_total += r.counters["seen_total"].as_u64().unwrap_or(0);
+        occurrences_total += r.counters["seen_total"].as_u64().unwrap_or(0)
+            + r.counters["folded"]
+                .as_object()
+                .map(|m| m.values().filter_map(|v| v.as_u64()).sum::<u64>())
+                .unwrap_or(0);
         max_rss = max_rss.max(r.max_rss_kb);
         lost += r.counters["lost_total"].as_u64().unwrap_or(0);
         base_s.push(a);
@@ -278,7 +293,9 @@ fn bench(args: &Args, w: &Workload<'_>) -> Result<serde_json::Value> {
         "lost_total": lost,
         "agent_user_cpu_s_per_million_events": cpu / (events_total.max(1) as f64 / 1e6),
         "agent_sys_cpu_s_per_million_events": sys / (events_total.max(1) as f64 / 1e6),
+        "agent_user_cpu_s_per_million_occurrences": cpu / (occurrences_total.max(1) as f64 / 1e6),
         "events_seen_total": events_total,
+        "occurrences_total": occurrences_total,
         "agent_peak_rss_mb": max_rss as f64 / 1024.0,
     });
     println!("{res}");
@@ -288,22 +305,30 @@ fn bench(args: &Args, w: &Workload<'_>) -> Result<serde_json::Value> {
 fn overload(args: &Args) -> Result<serde_json::Value> {
     let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir())?;
     let work = tempfile::tempdir()?;
-    let agent = start_agent(&args.causeway, dir.path(), &["--ringbuf-kib", "64"])?;
+    let agent = start_agent(
+        &args.causeway,
+        dir.path(),
+        &["--ringbuf-kib", "64", "--bulk-ringbuf-kib", "64"],
+    )?;
     let n = args.opens * 4;
     let t = Instant::now();
-    open_storm(n, work.path(), 4)?;
+    open_storm(n, work.path(), 4, true)?;
     let secs = t.elapsed().as_secs_f64();
     let r = stop_agent(agent)?;
     let seen = count_events(&r.out, "file.open", std::process::id(), Own::Pid)?;
     let lost_open = r.counters["lost"]["ringbuf_full:file.open"]
         .as_u64()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        + r.counters["lost"]["bulk_ringbuf_full:file.open"]
+            .as_u64()
+            .unwrap_or(0);
     let res = serde_json::json!({
-        "workload": "overload-open-storm-64KiB-ring",
+        "workload": "overload-open-storm-distinct-files-64KiB-rings",
         "opens_issued": n,
         "opens_per_s": n as f64 / secs,
         "file_open_events_seen_for_workload": seen,
         "file_open_lost_ringbuf_full": lost_open,
+        "opens_accounted_seen_plus_lost": seen + lost_open,
         "lost": r.counters["lost"],
         "agent_peak_rss_mb": r.max_rss_kb as f64 / 1024.0,
         "agent_alive_until_stopped": true,
@@ -361,7 +386,7 @@ fn main() -> Result<()> {
                 kind: "file.open",
                 own: Own::Pid,
                 ops: n,
-                run: Box::new(move || open_storm(n, &p, 2)),
+                run: Box::new(move || open_storm(n, &p, 2, false)),
             },
         )?);
     }

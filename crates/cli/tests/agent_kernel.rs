@@ -141,3 +141,131 @@ fn not_root_is_a_clear_error() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// The kernel folds repetitive writes of one file by one process: far fewer records than
+/// opens, and the occurrences they stand for add up to exactly the opens issued.
+#[test]
+fn repetitive_writes_are_folded_with_exact_counts() {
+    if !bpf_available("repetitive_writes_are_folded_with_exact_counts") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = std::fs::canonicalize(dir.path())
+        .expect("canon")
+        .join("folded.txt");
+    let agent = Agent::start(&["--no-snapshot"]);
+    let m = support::marker("fold");
+    // Three bursts of `: > file` (one open for writing each, by bash itself), separated by
+    // pauses longer and shorter than the kernel's 1 s window, so windows are closed both by
+    // the sweep and by the next occurrence.
+    const BURST: usize = 5000;
+    let script = format!(
+        "f=\"$1\"; for b in 1 2 3; do i=0; while [ $i -lt {BURST} ]; do : > \"$f\"; i=$((i+1)); done; \
+         if [ $b = 1 ]; then sleep 1.3; else sleep 0.4; fi; done"
+    );
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .arg(&m)
+        .arg(&file)
+        .status()
+        .expect("run bash");
+    assert!(status.success());
+    // While the agent runs, the sweep reports closed windows (no need to wait for stop).
+    assert!(
+        agent
+            .wait_for("\"repeat\"", std::time::Duration::from_secs(3))
+            .is_some(),
+        "no repeat event from the sweep while running"
+    );
+    let (events, counters) = agent.stop();
+    let path = file.to_string_lossy().to_string();
+    let mine: Vec<_> = support::with_marker(&events, &m)
+        .into_iter()
+        .filter(|e| e.kind == Kind::FileOpen && e.file.as_ref().is_some_and(|f| f.path == path))
+        .collect();
+    let issued = (3 * BURST) as u64;
+    let occurrences: u64 = mine.iter().map(|e| e.occurrences()).sum();
+    let repeats = mine.iter().filter(|e| e.repeat.is_some()).count();
+    assert_eq!(
+        occurrences, issued,
+        "occurrences {occurrences} of {} records ({repeats} repeats) != {issued} opens issued; counters {counters}",
+        mine.len()
+    );
+    assert!(
+        mine.len() * 50 < 3 * BURST,
+        "{} records for {issued} opens: not folded",
+        mine.len()
+    );
+    eprintln!(
+        "{issued} opens -> {} records ({repeats} repeats), occurrences {occurrences}",
+        mine.len()
+    );
+    assert!(repeats >= 2, "expected repeats from several windows");
+    for e in &mine {
+        if let Some(r) = e.repeat {
+            assert!(r.last_time >= e.time, "repeat ends before it starts: {e:?}");
+            assert!(e.file.as_ref().is_some_and(|f| f.write));
+        }
+    }
+    assert!(
+        counters["folded"]["file.open"].as_u64().unwrap_or(0) >= issued - mine.len() as u64,
+        "kernel folded counter: {counters}"
+    );
+    let lost = counters["lost"].as_object().cloned().unwrap_or_default();
+    assert!(
+        !lost.keys().any(|k| k.contains("file.open")),
+        "file.open lost: {counters}"
+    );
+}
+
+/// Writes after an exec are never folded into the previous image's window: each image's
+/// opens are reported under that image, with exact counts.
+#[test]
+fn folding_never_hides_a_new_image_behind_the_old_one() {
+    if !bpf_available("folding_never_hides_a_new_image_behind_the_old_one") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = std::fs::canonicalize(dir.path())
+        .expect("canon")
+        .join("same.txt");
+    let agent = Agent::start(&["--no-snapshot"]);
+    let (m1, m2) = (support::marker("img1"), support::marker("img2"));
+    const N: usize = 2000;
+    // The same process (pid) writes the file N times, execs a new bash image at once (well
+    // within the 1 s window) and writes it N times again.
+    let lp = format!("i=0; while [ $i -lt {N} ]; do : > \"$f\"; i=$((i+1)); done");
+    let script = format!("f=\"$1\"; {lp}; exec bash -c 'f=\"$1\"; {lp}' {m2} \"$f\"");
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .arg(&m1)
+        .arg(&file)
+        .status()
+        .expect("run bash");
+    assert!(status.success());
+    let (events, counters) = agent.stop();
+    let path = file.to_string_lossy().to_string();
+    // The first image's script names the second's marker too; the second's argv has only
+    // its own.
+    let count = |m: &str, not: Option<&str>| -> (u64, u32) {
+        let mine: Vec<_> = support::with_marker(&events, m)
+            .into_iter()
+            .filter(|e| not.is_none_or(|n| !e.process.argv.iter().any(|a| a.contains(n))))
+            .filter(|e| e.kind == Kind::FileOpen && e.file.as_ref().is_some_and(|f| f.path == path))
+            .collect();
+        let pid = mine.first().map(|e| e.process.pid).unwrap_or(0);
+        (mine.iter().map(|e| e.occurrences()).sum(), pid)
+    };
+    let ((n1, pid1), (n2, pid2)) = (count(&m1, None), count(&m2, Some(&m1)));
+    assert_eq!(pid1, pid2, "one process, two images");
+    assert_eq!(
+        n1, N as u64,
+        "first image: {n1} of {N}; counters {counters}"
+    );
+    assert_eq!(
+        n2, N as u64,
+        "second image: {n2} of {N}; counters {counters}"
+    );
+}

@@ -1,5 +1,6 @@
 //! Loads Causeway's eBPF probes (C, CO-RE, built by `build.rs` into a libbpf-rs skeleton),
-//! attaches them, and drains their ring buffer into a callback as raw records.
+//! attaches them, and drains their two ring buffers (critical first, then the bulk lane of
+//! file activity) into a callback as raw records; it also runs the kernel's fold-table sweep.
 //!
 //! Key design choice: the core probes use only tp_btf and raw_tp programs, which every kernel
 //! Causeway targets accepts (no kprobes, no tracefs, no BPF trampolines), so the core is one
@@ -25,6 +26,7 @@ mod lsm_skel {
 }
 
 pub use causeway_abi::raw::cw_counters;
+use causeway_abi::{bytes_of, raw};
 
 /// How denied execs are stopped on this kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,8 +78,10 @@ pub struct Config {
     pub agent_tgid: u32,
     /// Report opens for writing (reads of sensitive files are always reported).
     pub file_writes: bool,
-    /// Ring buffer size in bytes (a power of two, at least one page).
+    /// Critical ring buffer size in bytes (a power of two, at least one page).
     pub ringbuf_bytes: u32,
+    /// Bulk ring buffer (file activity) size in bytes (a power of two, at least one page).
+    pub bulk_ringbuf_bytes: u32,
 }
 
 impl Default for Config {
@@ -86,6 +90,7 @@ impl Default for Config {
             agent_tgid: std::process::id(),
             file_writes: true,
             ringbuf_bytes: 8 << 20,
+            bulk_ringbuf_bytes: 16 << 20,
         }
     }
 }
@@ -93,10 +98,20 @@ impl Default for Config {
 /// Counters summed over CPUs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
-    pub emitted: [u64; causeway_abi::raw::cw_kind_CW_KIND_MAX as usize],
-    pub lost: [u64; causeway_abi::raw::cw_kind_CW_KIND_MAX as usize],
+    /// Indexed by the kernel's kind number (`enum cw_kind`, equal to `Kind::code`).
+    pub emitted: [u64; raw::cw_kind_CW_KIND_MAX as usize],
+    /// Lost for want of room in the critical ring.
+    pub lost: [u64; raw::cw_kind_CW_KIND_MAX as usize],
+    /// Lost for want of room in the bulk ring (file activity).
+    pub bulk_lost: [u64; raw::cw_kind_CW_KIND_MAX as usize],
     pub truncated: u64,
     pub inflight_lost: u64,
+    /// Occurrences folded into a later repeat record (not lost), by kind number.
+    pub folded: [u64; raw::cw_kind_CW_KIND_MAX as usize],
+    /// Occurrences sent in full because the fold table was full.
+    pub agg_full: u64,
+    /// Idle fold-table entries the sweep removed.
+    pub agg_deleted: u64,
 }
 
 impl Counters {
@@ -104,7 +119,7 @@ impl Counters {
         self.emitted.iter().sum()
     }
     pub fn total_lost(&self) -> u64 {
-        self.lost.iter().sum::<u64>() + self.inflight_lost
+        self.lost.iter().sum::<u64>() + self.bulk_lost.iter().sum::<u64>() + self.inflight_lost
     }
 }
 
@@ -181,12 +196,20 @@ impl Probes {
             ro.agent_tgid = cfg.agent_tgid;
             ro.capture_file_writes = u32::from(cfg.file_writes);
             ro.ringbuf_wakeup_bytes = u64::from(cfg.ringbuf_bytes / 8);
+            ro.bulk_wakeup_bytes = u64::from(cfg.bulk_ringbuf_bytes / 8);
         }
         open.maps
             .events
             .set_max_entries(cfg.ringbuf_bytes)
             .map_err(|e| ProbeError::Map {
                 map: "events",
+                error: format!("{e:#}"),
+            })?;
+        open.maps
+            .bulk
+            .set_max_entries(cfg.bulk_ringbuf_bytes)
+            .map_err(|e| ProbeError::Map {
+                map: "bulk",
                 error: format!("{e:#}"),
             })?;
         let cpus = libbpf_rs::num_possible_cpus().map_err(|e| ProbeError::Map {
@@ -241,13 +264,10 @@ impl Probes {
     /// Mark a file (or a directory, covering its direct children) as sensitive: reads of it
     /// are reported. `dev` is the kernel's encoding `(major << 20) | minor`.
     pub fn add_sensitive(&self, dev: u32, ino: u64) -> Result<(), ProbeError> {
-        let mut key = [0u8; 16];
-        key[..8].copy_from_slice(&ino.to_ne_bytes());
-        key[8..12].copy_from_slice(&dev.to_ne_bytes());
         self.skel
             .maps
             .sensitive
-            .update(&key, &[1u8], MapFlags::ANY)
+            .update(bytes_of(&file_key(dev, ino)), &[1u8], MapFlags::ANY)
             .map_err(|e| ProbeError::Map {
                 map: "sensitive",
                 error: format!("{e:#}"),
@@ -292,15 +312,42 @@ impl Probes {
             for i in 0..c.emitted.len() {
                 c.emitted[i] += v.emitted[i];
                 c.lost[i] += v.lost[i];
+                c.bulk_lost[i] += v.bulk_lost[i];
+                c.folded[i] += v.folded[i];
             }
             c.truncated += v.truncated;
             c.inflight_lost += v.inflight_lost;
+            c.agg_full += v.agg_full;
+            c.agg_deleted += v.agg_deleted;
         }
         Ok(c)
     }
 
-    /// Drain the ring buffer into `on_record` until `stop` is set, then drain what is left.
+    /// Run the fold-table sweep: report the windows that closed (or, with `force`, every
+    /// window, for shutdown) and remove idle entries. Its records arrive in the bulk ring.
+    pub fn sweep(&self, force: bool) -> Result<(), ProbeError> {
+        let mut args = u64::from(force).to_ne_bytes();
+        let input = libbpf_rs::ProgramInput {
+            context_in: Some(&mut args),
+            ..Default::default()
+        };
+        self.skel
+            .progs
+            .cw_agg_sweep
+            .test_run(input)
+            .map(|_| ())
+            .map_err(|e| ProbeError::Map {
+                map: "agg",
+                error: format!("sweep: {e:#}"),
+            })
+    }
+
+    /// Drain both ring buffers into `on_record` until `stop` is set, then drain what is left.
     /// `on_tick` runs about every `tick` (for counters, flushing).
+    ///
+    /// On every wake-up the critical ring is drained first, and the bulk ring is read in
+    /// batches with the critical ring drained again between batches, so a backlog of file
+    /// activity never delays an exec or a connect by more than one batch.
     pub fn run(
         &self,
         stop: &AtomicBool,
@@ -308,41 +355,79 @@ impl Probes {
         mut on_record: impl FnMut(&[u8]),
         mut on_tick: impl FnMut(&Probes),
     ) -> Result<(), ProbeError> {
+        /// Bulk records read before the critical ring is looked at again.
+        const BULK_BATCH: usize = 1024;
         let rec_cell = std::cell::RefCell::new(&mut on_record);
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&self.skel.maps.events, |data: &[u8]| {
-                if let Ok(mut f) = rec_cell.try_borrow_mut() {
-                    (*f)(data);
+        let ring = |map: &dyn MapCore| -> Result<libbpf_rs::RingBuffer<'_>, ProbeError> {
+            let mut builder = RingBufferBuilder::new();
+            builder
+                .add(map, |data: &[u8]| {
+                    if let Ok(mut f) = rec_cell.try_borrow_mut() {
+                        (*f)(data);
+                    }
+                    0
+                })
+                .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?;
+            builder
+                .build()
+                .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))
+        };
+        let critical = ring(&self.skel.maps.events)?;
+        let bulk = ring(&self.skel.maps.bulk)?;
+        let drain = || {
+            loop {
+                let c = critical.consume_raw();
+                if c < 0 {
+                    tracing::debug!("critical ring consume: {c}");
                 }
-                0
-            })
-            .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?;
-        let rb = builder
-            .build()
-            .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?;
+                let n = bulk.consume_raw_n(BULK_BATCH);
+                if n < 0 {
+                    tracing::debug!("bulk ring consume: {n}");
+                }
+                if n < BULK_BATCH as i32 {
+                    break;
+                }
+            }
+            // What arrived in the critical ring during the last bulk batch.
+            let _ = critical.consume_raw();
+        };
         let mut last_tick = Instant::now();
         // The probes wake us only once a batch is waiting (see `wakeup_flag` in the C), and
         // epoll reports nothing for records written without a wake-up, so after every poll
         // we also consume whatever is there: no record waits longer than the poll timeout.
-        let poll = Duration::from_millis(20);
+        let poll_ms = 20;
         while !stop.load(Ordering::Relaxed) {
-            if let Err(e) = rb.poll(poll) {
-                // EINTR on a signal is normal; anything else is worth a log line, not a stop.
-                tracing::debug!("ring buffer poll: {e}");
-            }
-            if let Err(e) = rb.consume() {
-                tracing::debug!("ring buffer consume: {e}");
-            }
+            let mut fds = [
+                libc::pollfd {
+                    fd: critical.epoll_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: bulk.epoll_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: `fds` is a valid array of two pollfd for the duration of the call. EINTR
+            // on a signal and timeouts are normal; either way we drain next.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, poll_ms) };
+            drain();
             if last_tick.elapsed() >= tick {
+                if let Err(e) = self.sweep(false) {
+                    tracing::warn!("{e}");
+                }
                 on_tick(self);
                 last_tick = Instant::now();
             }
         }
-        // The final drain after stop: what it cannot read is lost with the ring anyway.
-        if let Err(e) = rb.consume() {
-            tracing::debug!("final ring buffer consume: {e}");
+        // Report every folded occurrence before the last drain: nothing stays counted only
+        // in the kernel when the agent stops.
+        drain();
+        if let Err(e) = self.sweep(true) {
+            tracing::warn!("{e}");
         }
+        drain();
         on_tick(self);
         Ok(())
     }
@@ -366,23 +451,26 @@ pub struct PolicyMaps {
     by_exe: libbpf_rs::MapHandle,
 }
 
-fn scope_bytes(policy_id: u32, mode: Mode) -> [u8; 8] {
-    let m = match mode {
-        Mode::Audit => causeway_abi::raw::CW_MODE_AUDIT,
-        Mode::Enforce => causeway_abi::raw::CW_MODE_ENFORCE,
-    };
-    let mut v = [0u8; 8];
-    v[..4].copy_from_slice(&policy_id.to_ne_bytes());
-    v[4..].copy_from_slice(&m.to_ne_bytes());
-    v
+fn scope(policy_id: u32, mode: Mode) -> raw::cw_scope {
+    raw::cw_scope {
+        policy_id,
+        mode: match mode {
+            Mode::Audit => raw::CW_MODE_AUDIT,
+            Mode::Enforce => raw::CW_MODE_ENFORCE,
+        },
+    }
 }
 
-fn allow_key(policy_id: u32, dev: u32, ino: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&ino.to_ne_bytes());
-    k[8..12].copy_from_slice(&dev.to_ne_bytes());
-    k[12..].copy_from_slice(&policy_id.to_ne_bytes());
-    k
+fn allow_key(policy_id: u32, dev: u32, ino: u64) -> raw::cw_allow_key {
+    raw::cw_allow_key {
+        ino,
+        dev,
+        policy_id,
+    }
+}
+
+fn file_key(dev: u32, ino: u64) -> raw::cw_file_key {
+    raw::cw_file_key { ino, dev, pad: 0 }
 }
 
 impl PolicyMaps {
@@ -403,7 +491,7 @@ impl PolicyMaps {
         self.by_cgroup
             .update(
                 &cgroup_id.to_ne_bytes(),
-                &scope_bytes(policy_id, mode),
+                bytes_of(&scope(policy_id, mode)),
                 MapFlags::ANY,
             )
             .map_err(Self::err("scope_by_cgroup"))
@@ -418,7 +506,7 @@ impl PolicyMaps {
         self.by_tgid
             .update(
                 &tgid.to_ne_bytes(),
-                &scope_bytes(policy_id, mode),
+                bytes_of(&scope(policy_id, mode)),
                 MapFlags::ANY,
             )
             .map_err(Self::err("scope_by_tgid"))
@@ -433,24 +521,32 @@ impl PolicyMaps {
         policy_id: u32,
         mode: Mode,
     ) -> Result<(), ProbeError> {
-        let mut k = [0u8; 16];
-        k[..8].copy_from_slice(&ino.to_ne_bytes());
-        k[8..12].copy_from_slice(&dev.to_ne_bytes());
         self.by_exe
-            .update(&k, &scope_bytes(policy_id, mode), MapFlags::ANY)
+            .update(
+                bytes_of(&file_key(dev, ino)),
+                bytes_of(&scope(policy_id, mode)),
+                MapFlags::ANY,
+            )
             .map_err(Self::err("scope_by_exe"))
     }
 
     /// Allow an executable (kernel dev_t, inode) under a policy.
     pub fn allow(&self, policy_id: u32, dev: u32, ino: u64) -> Result<(), ProbeError> {
         self.allowed
-            .update(&allow_key(policy_id, dev, ino), &[1u8], MapFlags::ANY)
+            .update(
+                bytes_of(&allow_key(policy_id, dev, ino)),
+                &[1u8],
+                MapFlags::ANY,
+            )
             .map_err(Self::err("allowed_exec"))
     }
 
     /// Withdraw an executable from a policy.
     pub fn disallow(&self, policy_id: u32, dev: u32, ino: u64) -> Result<(), ProbeError> {
-        match self.allowed.delete(&allow_key(policy_id, dev, ino)) {
+        match self
+            .allowed
+            .delete(bytes_of(&allow_key(policy_id, dev, ino)))
+        {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Self::err("allowed_exec")(e)),
@@ -476,6 +572,7 @@ fn load_lsm(
         m.reuse_fd(fd).map_err(|e| format!("sharing map: {e:#}"))
     };
     reuse(&mut open.maps.events, core.maps.events.as_fd())?;
+    reuse(&mut open.maps.bulk, core.maps.bulk.as_fd())?;
     reuse(&mut open.maps.counters, core.maps.counters.as_fd())?;
     reuse(
         &mut open.maps.scope_by_cgroup,
