@@ -1,11 +1,15 @@
-//! From the engine's and the graph's types to the API's.
+//! From the engine's and the graph's types to the API's, and the process lineage the API
+//! shows, read from the causal graph's traces (the graph is rebuilt from the store at open,
+//! so this survives restarts where the RAM lineage table does not).
 
-use causeway_graph::{NodeKind, Trace as GTrace};
+use causeway_graph::{EdgeKind, NodeKind, Trace as GTrace, TraceNode as GTraceNode};
+use causeway_model::timefmt::Timestamp;
 use causeway_rules::{Incident, IncidentFlag, Ruleset};
 use causeway_server::types::{
-    Flag, IncidentSummary, ProcessRef, RootProcess, Severity, Trace, TraceEdge, TraceNode,
+    Flag, IncidentSummary, ProcessBrief, ProcessRef, RootProcess, Severity, Trace, TraceEdge,
+    TraceNode,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 pub fn severity(s: causeway_rules::Severity) -> Severity {
     serde_json::to_value(s)
@@ -157,4 +161,150 @@ pub fn merge(into: &mut GTrace, other: GTrace) {
         !seen_e.contains(&(e.from.clone(), e.to.clone(), e.kind.as_str().to_string()))
     }));
     into.truncated |= other.truncated;
+}
+
+/// The model process id behind an id the API handed out: a trace node id of a process
+/// (`proc:<process id>@<image start>`, see the graph's `node_key`) or the process id itself.
+/// Process ids never contain `@`, so the last `@` ends the id.
+pub fn process_id(id: &str) -> &str {
+    id.strip_prefix("proc:")
+        .and_then(|rest| rest.rsplit_once('@'))
+        .map_or(id, |(p, _)| p)
+}
+
+/// The brief of a trace's process node (its details are the model's `Process` fields).
+pub fn node_brief(n: &GTraceNode, host: &str) -> Option<ProcessBrief> {
+    if n.kind != NodeKind::Process {
+        return None;
+    }
+    let str_of = |k: &str| n.details.get(k).and_then(|v| v.as_str());
+    Some(ProcessBrief {
+        id: str_of("id")?.to_string(),
+        pid: n
+            .details
+            .get("pid")
+            .and_then(|v| v.as_u64())
+            .and_then(|p| u32::try_from(p).ok())?,
+        exe: str_of("exe")?.to_string(),
+        argv: n
+            .details
+            .get("argv")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        host: host.to_string(),
+        start_time: n
+            .details
+            .get("start_time")
+            .and_then(|v| serde_json::from_value(v.clone()).ok()),
+    })
+}
+
+/// The model process id of a trace node, if it is a process.
+fn node_process_id(n: &GTraceNode) -> Option<&str> {
+    (n.kind == NodeKind::Process)
+        .then(|| n.details.get("id").and_then(|v| v.as_str()))
+        .flatten()
+}
+
+/// Ancestors of `id`, parent first, from a lineage-only backward trace of its latest image:
+/// each image has one lineage in-edge (the fork of its first image, or the exec that
+/// replaced the previous one), so the chain is followed edge by edge; an ancestor is shown
+/// by the image that forked the chain.
+pub fn ancestors(t: &GTrace, id: &str, host: &str, max: usize) -> Vec<ProcessBrief> {
+    let by_key: HashMap<&str, &GTraceNode> = t.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+    let up: HashMap<&str, &str> = t
+        .edges
+        .iter()
+        .filter(|e| matches!(e.kind, EdgeKind::Spawned | EdgeKind::Executed))
+        .map(|e| (e.to.as_str(), e.from.as_str()))
+        .collect();
+    let mut out: Vec<ProcessBrief> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut cur = t.nodes.first().map(|n| n.id.as_str());
+    while let Some(k) = cur {
+        if out.len() >= max || !seen.insert(k) {
+            break;
+        }
+        if let Some(b) = by_key.get(k).and_then(|n| node_brief(n, host)) {
+            if b.id != id && !out.iter().any(|x| x.id == b.id) {
+                out.push(b);
+            }
+        }
+        cur = up.get(k).copied();
+    }
+    out
+}
+
+/// Children of `id` from a lineage-only forward trace of its first image deep enough to
+/// reach all its images: the targets of fork edges leaving any image of `id`.
+pub fn children(t: &GTrace, id: &str, host: &str) -> Vec<ProcessBrief> {
+    let by_key: HashMap<&str, &GTraceNode> = t.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+    let mut out: Vec<ProcessBrief> = Vec::new();
+    for e in t.edges.iter().filter(|e| e.kind == EdgeKind::Spawned) {
+        let from_self = by_key.get(e.from.as_str()).and_then(|n| node_process_id(n)) == Some(id);
+        if !from_self {
+            continue;
+        }
+        if let Some(b) = by_key.get(e.to.as_str()).and_then(|n| node_brief(n, host)) {
+            if b.id != id && !out.iter().any(|x| x.id == b.id) {
+                out.push(b);
+            }
+        }
+    }
+    out
+}
+
+/// A process at the other end of a connection edge of one of `id`'s images.
+#[derive(Debug, Clone)]
+pub struct GraphPeer {
+    /// `true`: `id` connected (client side); `false`: `id` accepted.
+    pub outbound: bool,
+    pub time: Timestamp,
+    /// The peer's process node (its `host` detail is the host id).
+    pub node: GTraceNode,
+}
+
+/// The processes `id` is connected with, from the `Connected` edges of depth-1 traces
+/// around its images (the graph pairs both ends of a flow seen on any host).
+pub fn graph_peers(traces: &[GTrace], id: &str) -> Vec<GraphPeer> {
+    let mut out = Vec::new();
+    for t in traces {
+        let by_key: HashMap<&str, &GTraceNode> =
+            t.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+        let pid_of = |k: &str| by_key.get(k).and_then(|n| node_process_id(n));
+        for e in t.edges.iter().filter(|e| e.kind == EdgeKind::Connected) {
+            let (outbound, other) = if pid_of(&e.from) == Some(id) {
+                (true, e.to.as_str())
+            } else if pid_of(&e.to) == Some(id) {
+                (false, e.from.as_str())
+            } else {
+                continue;
+            };
+            let Some(node) = by_key.get(other).filter(|n| n.kind == NodeKind::Process) else {
+                continue;
+            };
+            if node_process_id(node) == Some(id) {
+                continue;
+            }
+            out.push(GraphPeer {
+                outbound,
+                time: e.time,
+                node: (*node).clone(),
+            });
+        }
+    }
+    out
+}
+
+/// The graph peer of a flow event of the given side: the connection edge nearest in time.
+pub fn nearest_peer(peers: &[GraphPeer], outbound: bool, time: Timestamp) -> Option<&GraphPeer> {
+    peers
+        .iter()
+        .filter(|p| p.outbound == outbound)
+        .min_by_key(|p| p.time.0.abs_diff(time.0))
 }
