@@ -38,9 +38,8 @@ function display(n: TraceNode, titles: Titles): string {
     const head = `${name} [${d.pid}]`;
     if (!n.flagged) return head;
     const t = [...new Set(n.rules.map((r) => titles.get(r) ?? r))];
-    const flags = t.slice(0, 2).map((x) => `⚑ ${short(x, 44)}`);
-    if (t.length > 2) flags.push(`+${t.length - 2} more`);
-    return [head, ...flags].join("\n");
+    // One line for the flags keeps ranks short: the first title, and how many more.
+    return `${head}\n⚑ ${short(t[0] ?? "", 40)}${t.length > 1 ? ` (+${t.length - 1})` : ""}`;
   }
   if (n.kind === "file") return n.flagged || n.label.length <= MAX_NAME ? short(n.label, 44) : name;
   return short(n.label, 36);
@@ -77,7 +76,7 @@ export const EDGE_KINDS: [string, string, string, string[]][] = [
 
 const STYLE: cytoscape.StylesheetJson = [
   { selector: "node", style: {
-    label: "data(display)", "font-size": 11, "text-wrap": "wrap", "text-max-width": "200px",
+    label: "data(display)", "font-size": 12, "text-wrap": "wrap", "text-max-width": "300px",
     "text-valign": "bottom", "text-margin-y": 3, color: "#3e4c59", width: 16, height: 16,
     "background-color": "#6b8bb3", "border-width": 1, "border-color": "#40566f",
     "text-background-color": "#fff", "text-background-opacity": 0.75, "text-background-padding": "1px",
@@ -86,9 +85,11 @@ const STYLE: cytoscape.StylesheetJson = [
   { selector: 'node[kind = "group"]', style: { "border-style": "dashed", "border-color": "#7b8794", width: 30, height: 18,
     color: "#52606d", "font-style": "italic" } },
   // The path from the entry point to the flagged acts.
-  { selector: "node.path", style: { width: 26, height: 22, "font-size": 13, color: "#1f2933", "font-weight": "bold" } },
+  { selector: "node.path", style: { width: 26, height: 22, "font-size": 14, color: "#1f2933", "font-weight": "bold" } },
   { selector: "node[?flagged]", style: { "background-color": "#d64545", "border-color": "#7a0c0c",
-    "border-width": 4, color: "#8a1010", "font-weight": "bold", "font-size": 15, width: 40, height: 32 } },
+    "border-width": 4, color: "#8a1010", "font-weight": "bold", "font-size": 16, width: 40, height: 32 } },
+  // Program files nobody in the trace wrote: context, hidden unless asked for.
+  { selector: ".context", style: { display: "none" } },
   { selector: "node:selected", style: { "overlay-color": "#2f80ed", "overlay-opacity": 0.3, "overlay-padding": 8 } },
   { selector: "edge", style: {
     width: 1.2, "curve-style": "bezier", "target-arrow-shape": "triangle", "arrow-scale": 0.8, "line-color": "#9aa5b1",
@@ -121,16 +122,34 @@ export function createGraph(container: HTMLElement, trace: Trace, titles: Titles
   return cy;
 }
 
-/** Mark the flagged nodes' causes (everything leading to them) as the path. */
+/** Mark the flagged nodes' causes (everything leading to them) as the path, and program
+ * files that only provide an image (nothing in the trace wrote them) as context. */
 export function markPath(cy: Core): void {
   const flagged = cy.nodes("[?flagged]");
   cy.elements().removeClass("path");
   flagged.union(flagged.predecessors()).addClass("path");
+  const showContext = cy.scratch("showContext") === true;
+  cy.nodes('[kind = "file"]').forEach((n) => {
+    const context = !n.data("flagged") && n.incomers("edge").empty() &&
+      n.outgoers("edge").every((e) => e.data("kind") === "executed_file");
+    n.toggleClass("context", context && !showContext);
+    n.connectedEdges().toggleClass("context", context && !showContext);
+  });
+}
+
+/** Program files: how many there are, and show or hide them. */
+export function contextCount(cy: Core): number {
+  return cy.nodes('[kind = "file"]').filter((n) => !n.data("flagged") && n.incomers("edge").empty() &&
+    n.outgoers("edge").every((e) => e.data("kind") === "executed_file")).length;
+}
+export function showContext(cy: Core, show: boolean): void {
+  cy.scratch("showContext", show);
+  markPath(cy);
 }
 
 export function runLayout(cy: Core): Promise<void> {
   return new Promise((resolve) => {
-    const layout = cy.layout({ name: "dagre", rankDir: "TB", nodeSep: 14, rankSep: 46, edgeSep: 6,
+    const layout = cy.elements().not(".context").layout({ name: "dagre", rankDir: "TB", nodeSep: 12, rankSep: 30, edgeSep: 6,
       nodeDimensionsIncludeLabels: true, animate: false, fit: true, padding: 24 } as cytoscape.LayoutOptions);
     layout.one("layoutstop", () => resolve());
     layout.run();

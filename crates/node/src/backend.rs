@@ -301,7 +301,8 @@ impl Backend for NodeBackend {
             .map(|t| convert::ancestors(&t, id, &hn, MAX_ANCESTORS))
             .unwrap_or_default();
         let images = graph.images_of(id);
-        let depth = u32::try_from(images.len()).unwrap_or(u32::MAX);
+        // Every image of the process, then one fork and one exec of each child.
+        let depth = u32::try_from(images.len() + 1).unwrap_or(u32::MAX);
         let children = graph
             .descendants(id, Some(depth))
             .map(|t| convert::children(&t, id, &hn))

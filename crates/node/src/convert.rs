@@ -84,27 +84,53 @@ fn node_kind(k: NodeKind) -> &'static str {
     }
 }
 
-/// The graph's trace in the API's form. Process nodes flagged by `flags` (by model process
-/// id) carry their rules and techniques.
+/// The start of a trace node's image (`start` detail), if it has one.
+fn image_start(n: &GTraceNode) -> Option<Timestamp> {
+    n.details
+        .get("start")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+/// The graph's trace in the API's form. A flag (by model process id) marks the image of
+/// its process that was running when it fired (the latest started at or before the flag),
+/// not every image: a fork image and the program it exec'd are different acts.
 pub fn trace(g: &GTrace, flags: &[IncidentFlag]) -> Trace {
-    let mut by_process: BTreeMap<&str, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+    let mut images: HashMap<&str, Vec<(Option<Timestamp>, usize)>> = HashMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        if let Some(pid) = node_process_id(n) {
+            images.entry(pid).or_default().push((image_start(n), i));
+        }
+    }
+    let mut by_node: BTreeMap<usize, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
     for f in flags {
-        let e = by_process.entry(f.process_id.as_str()).or_default();
-        e.0.insert(f.rule_id.clone());
-        e.1.extend(f.techniques.iter().cloned());
+        let Some(imgs) = images.get(f.process_id.as_str()) else {
+            continue;
+        };
+        let running = imgs
+            .iter()
+            .filter(|(start, _)| start.is_some_and(|s| s <= f.time))
+            .max_by_key(|(start, _)| *start)
+            .or_else(|| imgs.iter().min_by_key(|(start, _)| *start));
+        // The object the flag names, when it is a file of the trace (the password file
+        // read, the payload written).
+        let object = g.nodes.iter().position(|n| {
+            n.kind == NodeKind::File
+                && !f.object.is_empty()
+                && n.details.get("path").and_then(|v| v.as_str()) == Some(f.object.as_str())
+        });
+        for i in running.map(|r| r.1).into_iter().chain(object) {
+            let e = by_node.entry(i).or_default();
+            e.0.insert(f.rule_id.clone());
+            e.1.extend(f.techniques.iter().cloned());
+        }
     }
     let nodes = g
         .nodes
         .iter()
-        .map(|n| {
-            let pid_str = n.details.get("id").and_then(|v| v.as_str()).unwrap_or("");
-            let hit = (n.kind == NodeKind::Process)
-                .then(|| by_process.get(pid_str))
-                .flatten();
-            let time = n
-                .details
-                .get("start")
-                .and_then(|v| serde_json::from_value(v.clone()).ok());
+        .enumerate()
+        .map(|(i, n)| {
+            let hit = by_node.get(&i);
+            let time = image_start(n);
             let host = n
                 .details
                 .get("host")
@@ -241,19 +267,35 @@ pub fn ancestors(t: &GTrace, id: &str, host: &str, max: usize) -> Vec<ProcessBri
 }
 
 /// Children of `id` from a lineage-only forward trace of its first image deep enough to
-/// reach all its images: the targets of fork edges leaving any image of `id`.
+/// reach all its images and one exec beyond: the targets of fork edges leaving any image of
+/// `id`, each shown by its latest image in the trace (the program it became, not the copy of
+/// the parent it started as).
 pub fn children(t: &GTrace, id: &str, host: &str) -> Vec<ProcessBrief> {
     let by_key: HashMap<&str, &GTraceNode> = t.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+    let mut latest: HashMap<&str, &GTraceNode> = HashMap::new();
+    for n in &t.nodes {
+        if let Some(pid) = node_process_id(n) {
+            let e = latest.entry(pid).or_insert(n);
+            if image_start(n) > image_start(e) {
+                *e = n;
+            }
+        }
+    }
     let mut out: Vec<ProcessBrief> = Vec::new();
     for e in t.edges.iter().filter(|e| e.kind == EdgeKind::Spawned) {
         let from_self = by_key.get(e.from.as_str()).and_then(|n| node_process_id(n)) == Some(id);
-        if !from_self {
+        let Some(child) = by_key
+            .get(e.to.as_str())
+            .and_then(|n| node_process_id(n))
+            .filter(|c| *c != id)
+        else {
+            continue;
+        };
+        if !from_self || out.iter().any(|x| x.id == child) {
             continue;
         }
-        if let Some(b) = by_key.get(e.to.as_str()).and_then(|n| node_brief(n, host)) {
-            if b.id != id && !out.iter().any(|x| x.id == b.id) {
-                out.push(b);
-            }
+        if let Some(b) = latest.get(child).and_then(|n| node_brief(n, host)) {
+            out.push(b);
         }
     }
     out

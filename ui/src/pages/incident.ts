@@ -3,7 +3,7 @@
 import type { Core } from "cytoscape";
 import { enc, get, IncidentDetail, Trace, TraceNode } from "../api";
 import { append, clear, fmtTime, h, kv, sevBadge } from "../dom";
-import { createGraph, EDGE_KINDS, merge, NODE_KINDS, nodeOf, runLayout } from "../graph";
+import { contextCount, createGraph, EDGE_KINDS, merge, NODE_KINDS, nodeOf, runLayout, shortName, showContext } from "../graph";
 import { argvList } from "./process";
 
 declare global {
@@ -24,8 +24,8 @@ function exitOf(d: any): string {
   return `${fmtTime(d.exit_time)} ${how}`;
 }
 
-/** What the shapes and colours mean. */
-function legend(): HTMLElement {
+/** What the shapes and colours mean, and the switch for hidden program files. */
+function legend(toggle: HTMLElement): HTMLElement {
   // Colours through the CSSOM: the CSP forbids inline style attributes.
   const sw = (cls: string, color: string, border = false) => {
     const el = h("span", { class: `sw ${cls}` });
@@ -36,7 +36,7 @@ function legend(): HTMLElement {
     ...NODE_KINDS.map(([k, color, shape]) => h("span", { class: "item" }, sw(`node ${shape}`, color), k)),
     h("span", { class: "item" }, sw("node flagged", "#d64545"), "flagged"),
     ...EDGE_KINDS.map(([k, color, line]) => h("span", { class: "item" },
-      sw(`edge ${line}`, color, true), k)));
+      sw(`edge ${line}`, color, true), k)), toggle);
 }
 
 export async function incidentPage(root: HTMLElement, id: string): Promise<void> {
@@ -45,6 +45,7 @@ export async function incidentPage(root: HTMLElement, id: string): Promise<void>
   const details = h("div", { id: "details", class: "details" }, h("p", { class: "muted" }, "Click a node for its details."));
   const timeline = h("ol", { id: "timeline", class: "timeline" });
   const agg = inc.trace.aggregated;
+  const toggle = h("button", { type: "button", id: "toggle-context", class: "small" });
   append(root,
     h("section", { class: "incident-head" },
       h("h1", { id: "incident-title" }, inc.title),
@@ -54,12 +55,25 @@ export async function incidentPage(root: HTMLElement, id: string): Promise<void>
         h("span", { class: "muted" }, `${fmtTime(inc.first_seen)} → ${fmtTime(inc.last_seen)}`),
         agg ? h("span", { class: "agg", id: "aggregated" },
           `showing ${inc.trace.nodes.length} of ${agg.original_nodes} nodes (similar siblings grouped)`) : null)),
-    h("div", { class: "incident-body" }, h("div", { class: "graph-wrap" }, graphEl, legend()),
+    h("div", { class: "incident-body" }, h("div", { class: "graph-wrap" }, graphEl, legend(toggle)),
       h("aside", {}, h("h2", {}, "Details"), details, h("h2", {}, "Timeline"), timeline)));
 
   const titles = new Map(inc.flags.map((f) => [f.rule_id, f.title]));
   const cy = createGraph(graphEl, inc.trace, titles);
   window.__cy = cy;
+  let shown = false;
+  const labelToggle = () => {
+    const n = contextCount(cy);
+    toggle.textContent = `${shown ? "Hide" : "Show"} ${n} program file${n === 1 ? "" : "s"}`;
+    toggle.hidden = n === 0;
+  };
+  labelToggle();
+  toggle.addEventListener("click", () => {
+    shown = !shown;
+    showContext(cy, shown);
+    labelToggle();
+    void runLayout(cy);
+  });
   await new Promise((r) => requestAnimationFrame(() => r(null)));
   await runLayout(cy);
   // A graph fitted whole at a small zoom is unreadable: start on the path from the entry
@@ -129,7 +143,13 @@ export async function incidentPage(root: HTMLElement, id: string): Promise<void>
   });
 
   // Timeline: every edge (an act) and flag, in time order.
-  const label = (nid: string) => (cy.getElementById(nid).data("node") as TraceNode | undefined)?.label ?? nid;
+  // Short names in the timeline (a process as name [pid], as in the graph); the details
+  // panel has the full command line.
+  const label = (nid: string) => {
+    const n = cy.getElementById(nid).data("node") as TraceNode | undefined;
+    if (!n) return nid;
+    return n.kind === "process" ? `${shortName(n)} [${n.data?.pid}]` : n.label;
+  };
   type Item = { time: string; text: string; node: string; source: string; flagged: boolean };
   const byId = new Map(inc.trace.nodes.map((x) => [x.id, x]));
   const items: Item[] = inc.trace.edges.map((e) => ({
