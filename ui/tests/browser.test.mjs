@@ -3,8 +3,11 @@
 // from the fixture events themselves.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
-import { SCREENSHOTS, buildServer, clickNode, fixtureEvents, ingestFixtures, launch, newPage, startServer } from "./harness.mjs";
+import { SCREENSHOTS, buildServer, clickNode, fixtureEvents, ingestFixtures, launch, newPage, startServer, startUp } from "./harness.mjs";
 
 let server, browser, incidents;
 
@@ -197,4 +200,42 @@ test("health page shows counters", async () => {
   await page.screenshot({ path: path.join(SCREENSHOTS, "health.png") });
   assert.deepEqual(problems, []);
   await page.close();
+});
+
+test("live: an incident the real agent raises or grows shows in the open list without reload", async (t) => {
+  // `causeway up` loads eBPF: root only. Outside CI a non-root run skips; CI must run it.
+  if (process.getuid() !== 0) {
+    if (process.env.CI === "true") assert.fail("the live test needs root, and CI=true forbids skipping");
+    t.skip("needs root (causeway up loads eBPF)");
+    return;
+  }
+  const bin = buildServer();
+  const up = await startUp(bin, ingestFixtures(bin, ["dropper"]));
+  const { page, problems } = await newPage(browser);
+  const work = mkdtempSync(path.join(tmpdir(), "causeway-live-"));
+  try {
+    await page.goto(`${up.base}/`);
+    await page.waitForSelector("#incidents tbody tr");
+    const before = await page.textContent("#incidents tbody");
+    // A real act: a copied shell in a temporary directory reads the password hashes. On a
+    // busy host it may join an open incident of the same service tree (incident grouping),
+    // so the list must change (a new row, or a row that grew), and the API must show the flag.
+    const sh = path.join(work, ".sh");
+    copyFileSync("/bin/bash", sh);
+    chmodSync(sh, 0o755);
+    execFileSync(sh, ["-c", "read -r l < /etc/shadow"]);
+    await page.waitForFunction((b) => document.querySelector("#incidents tbody")?.textContent !== b, before, { timeout: 20000 });
+    const list = (await (await fetch(`${up.base}/api/v1/incidents?limit=100`)).json()).items;
+    let found = false;
+    for (const i of list) {
+      const d = await (await fetch(`${up.base}/api/v1/incidents/${encodeURIComponent(i.id)}`)).json();
+      if (d.flags.some((f) => f.exe === sh && f.title === "Password hashes read")) found = true;
+    }
+    assert.ok(found, "the shell's flag is in an incident");
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+    up.proc.kill("SIGINT");
+    rmSync(work, { recursive: true, force: true });
+  }
 });

@@ -62,15 +62,24 @@ export function freePort() {
 
 /** Start `causeway server --data-dir DIR` (and `args`); resolves when it answers. */
 export async function startServer(bin, dir, args = []) {
+  return start(bin, ["server", "--data-dir", dir, ...args], (h) => h.ok);
+}
+
+/** Start `causeway up --data-dir DIR` (agent + node, needs root); resolves once the agent runs. */
+export async function startUp(bin, dir) {
+  return start(bin, ["up", "--data-dir", dir], async (h) => h.ok && (await h.json()).agents?.[0]?.state === "running");
+}
+
+async function start(bin, args, ready) {
   const port = await freePort();
   const listen = `127.0.0.1:${port}`;
-  const proc = spawn(bin, ["server", "--data-dir", dir, ...args, "--listen", listen], { stdio: ["ignore", "inherit", "pipe"] });
+  const proc = spawn(bin, [...args, "--listen", listen], { stdio: ["ignore", "inherit", "pipe"] });
   let stderr = "";
   proc.stderr.on("data", (d) => { stderr += d; });
   const base = `http://${listen}`;
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 900; i++) {
     if (proc.exitCode !== null) throw new Error(`server exited: ${stderr}`);
-    try { if ((await fetch(`${base}/api/v1/health`)).ok) return { proc, base }; } catch { /* not yet */ }
+    try { if (await ready(await fetch(`${base}/api/v1/health`))) return { proc, base }; } catch { /* not yet */ }
     await new Promise((r) => setTimeout(r, 100));
   }
   proc.kill();
