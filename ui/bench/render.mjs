@@ -1,8 +1,8 @@
-// Benchmark: API p99 latency (incident list with 1,000 incidents; incident graph of a
-// 5,000-node incident) and time to first render of that incident in headless Chromium.
-// Run: npm run bench   (builds the release demo server; needs /usr/bin/chromium)
+// Benchmark: API p99 latency (incident list; the recorded 5,000-process build incident) and
+// time to first render of that incident in headless Chromium, on the real `causeway server`.
+// Run: npm run bench   (builds the release binary; needs /usr/bin/chromium)
 import path from "node:path";
-import { ARTIFACTS, buildServer, launch, newPage, startServer } from "../tests/harness.mjs";
+import { ARTIFACTS, buildServer, ingestFixtures, launch, newPage, startServer } from "../tests/harness.mjs";
 
 const N = Number(process.env.BENCH_REQUESTS ?? 300);
 
@@ -26,14 +26,16 @@ async function latency(base, url) {
 }
 
 const bin = buildServer({ release: true });
-const { proc, base } = await startServer(bin, ["--synthetic", "1000", "--big", "5000"]);
+const { proc, base } = await startServer(bin, ingestFixtures(bin));
+const list = (await (await fetch(`${base}/api/v1/incidents?limit=1000`)).json()).items;
+const big = list.find((i) => i.root_process.exe === "/usr/bin/bash" && i.title.includes("Password hashes read"))?.id ?? list[0].id;
 try {
   const results = [
     await latency(base, "/api/v1/incidents?limit=100"),
     await latency(base, "/api/v1/incidents?limit=1000"),
-    await latency(base, "/api/v1/incidents?severity=high&q=host-07&limit=100"),
-    await latency(base, "/api/v1/incidents/inc-big"),
-    await latency(base, "/api/v1/incidents/inc-big?max_nodes=2000"),
+    await latency(base, "/api/v1/incidents?severity=high&q=bash&limit=100"),
+    await latency(base, `/api/v1/incidents/${big}`),
+    await latency(base, `/api/v1/incidents/${big}?max_nodes=2000`),
   ];
   console.table(results);
   const browser = await launch();
@@ -41,8 +43,8 @@ try {
   for (let i = 0; i < 5; i++) {
     const { page, problems } = await newPage(browser);
     const t = Date.now();
-    await page.goto(`${base}/#/incident/inc-big`);
-    await page.waitForSelector('body[data-rendered="inc-big"]', { timeout: 30000 });
+    await page.goto(`${base}/#/incident/${big}`);
+    await page.waitForSelector(`body[data-rendered="${big}"]`, { timeout: 30000 });
     const wall = Date.now() - t;
     const r = await page.evaluate(() => window.__causeway);
     renders.push({ run: i, wall_ms: wall, since_navigation_ms: Math.round(r.renderedMs), nodes: r.nodes, problems: problems.length });

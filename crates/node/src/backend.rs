@@ -17,6 +17,12 @@ use std::time::Instant;
 const INCIDENT_TRACE_DEPTH: u32 = 16;
 /// Incidents considered by one list query, at most.
 const MAX_LISTED: usize = 100_000;
+/// Ancestors listed for a process, and the lineage edges walked to find them (an exec chain
+/// adds edges without adding ancestors).
+const MAX_ANCESTORS: usize = 64;
+const MAX_ANCESTRY_EDGES: u32 = 256;
+/// Nodes of an incident's forward trace from its root (the server aggregates it for display).
+const INCIDENT_FORWARD_NODES: usize = 20_000;
 
 /// The API's view of a node.
 pub struct NodeBackend {
@@ -68,6 +74,34 @@ impl NodeBackend {
 
     fn core(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The brief of a peer found in the graph. Its host is named from its own stored events
+    /// when it is not on `local`'s host (the graph keeps host ids).
+    fn peer_brief(
+        &self,
+        core: &Core,
+        gp: &convert::GraphPeer,
+        local: &causeway_model::Host,
+    ) -> Result<Option<ProcessBrief>, BackendError> {
+        let host_id = gp.node.details.get("host").and_then(|v| v.as_str());
+        let name = if host_id == Some(local.id.as_str()) {
+            local.name.clone()
+        } else {
+            let Some(pid) = gp.node.details.get("id").and_then(|v| v.as_str()) else {
+                return Ok(None);
+            };
+            let q = causeway_store::EventQuery {
+                process: Some(pid.to_string()),
+                limit: 1,
+                ..Default::default()
+            };
+            match core.pipeline.store().events(&q).map_err(internal)?.first() {
+                Some(s) => s.event.host.name.clone(),
+                None => host_id.unwrap_or_default().to_string(),
+            }
+        };
+        Ok(convert::node_brief(&gp.node, &name))
     }
 
     fn stored_incidents(&self, core: &Core) -> Result<Vec<Incident>, BackendError> {
@@ -156,6 +190,15 @@ impl Backend for NodeBackend {
                 convert::merge(&mut merged, t);
             }
         }
+        // And what the root went on to cause: the rest of the chain around the flagged
+        // acts (a shell's commands, a build's jobs), which the server groups for display.
+        let forward = TraceQuery {
+            max_nodes: INCIDENT_FORWARD_NODES,
+            ..TraceQuery::forward().depth(INCIDENT_TRACE_DEPTH)
+        };
+        if let Some(t) = graph.trace_process(&inc.root.id, &forward) {
+            convert::merge(&mut merged, t);
+        }
         let flags = inc
             .flags
             .iter()
@@ -170,50 +213,56 @@ impl Backend for NodeBackend {
 
     fn events(&self, query: &EventQuery) -> Result<Vec<Event>, BackendError> {
         let core = self.core();
-        let one_kind = if query.kinds.len() == 1 {
-            query.kinds.first().copied()
+        // The store filters on one kind: several kinds are one query each, merged, so that
+        // a rare kind is not crowded out of a shared fetch by a frequent one.
+        let kinds: Vec<Option<Kind>> = if query.kinds.is_empty() {
+            vec![None]
         } else {
-            None
+            query.kinds.iter().copied().map(Some).collect()
         };
-        // Filters the store cannot apply are applied here, on a larger fetch.
-        let post_filter = query.kinds.len() > 1 || query.container.is_some();
-        let q = causeway_store::EventQuery {
-            kind: one_kind,
-            q: query.q.clone(),
-            since: query.since.map(|t| t.0),
-            until: query.until.map(|t| t.0),
-            host: query.host.clone(),
-            process: query.process.clone(),
-            limit: if post_filter {
-                10_000
-            } else {
-                query.limit as usize
-            },
+        // The container filter is not the store's: it is applied here, on a larger fetch.
+        let limit = if query.container.is_some() {
+            10_000
+        } else {
+            query.limit as usize
         };
-        let mut out: Vec<Event> = core
-            .pipeline
-            .store()
-            .events(&q)
-            .map_err(internal)?
-            .into_iter()
-            .map(|s| s.event)
-            .filter(|e| query.kinds.is_empty() || query.kinds.contains(&e.kind))
-            .filter(|e| match &query.container {
-                Some(c) => e
-                    .process
-                    .container
-                    .as_ref()
-                    .is_some_and(|x| x.id.starts_with(c.as_str())),
-                None => true,
-            })
-            .collect();
-        // The store answers newest first; the API lists oldest first.
+        let mut out: Vec<Event> = Vec::new();
+        for kind in kinds {
+            let q = causeway_store::EventQuery {
+                kind,
+                q: query.q.clone(),
+                since: query.since.map(|t| t.0),
+                until: query.until.map(|t| t.0),
+                host: query.host.clone(),
+                process: query.process.clone(),
+                limit,
+            };
+            out.extend(
+                core.pipeline
+                    .store()
+                    .events(&q)
+                    .map_err(internal)?
+                    .into_iter()
+                    .map(|s| s.event)
+                    .filter(|e| match &query.container {
+                        Some(c) => e
+                            .process
+                            .container
+                            .as_ref()
+                            .is_some_and(|x| x.id.starts_with(c.as_str())),
+                        None => true,
+                    }),
+            );
+        }
+        // The store answers newest first; the API lists the newest `limit`, oldest first.
+        out.sort_by_key(|e| std::cmp::Reverse(e.time));
         out.truncate(query.limit as usize);
         out.reverse();
         Ok(out)
     }
 
     fn process(&self, id: &str) -> Result<Option<ProcessDetail>, BackendError> {
+        let id = convert::process_id(id);
         let core = self.core();
         let q = causeway_store::EventQuery {
             process: Some(id.to_string()),
@@ -240,44 +289,58 @@ impl Backend for NodeBackend {
             (None, None) => return Ok(None),
         };
         let hn = host.name.clone();
-        let ancestors = core
-            .index
-            .ancestors(id, 64)
+        // History from the causal graph (rebuilt from the store at open, unbounded): the
+        // process index is bounded and forgets exited processes, which a person exploring an
+        // old incident still wants to see. Live judging uses the index.
+        let graph = core.pipeline.graph();
+        let ancestors = graph
+            .ancestors(id, Some(MAX_ANCESTRY_EDGES))
+            .map(|t| convert::ancestors(&t, id, &hn, MAX_ANCESTORS))
+            .unwrap_or_default();
+        let images = graph.images_of(id);
+        // Every image of the process, then one fork and one exec of each child.
+        let depth = u32::try_from(images.len() + 1).unwrap_or(u32::MAX);
+        let children = graph
+            .descendants(id, Some(depth))
+            .map(|t| convert::children(&t, id, &hn))
+            .unwrap_or_default();
+        let around: Vec<causeway_graph::Trace> = images
             .iter()
-            .map(|p| brief(p, &hn))
-            .collect();
-        let mut children = Vec::new();
-        if let Some(t) = core.pipeline.graph().descendants(id, Some(1)) {
-            for n in t.nodes.iter().filter(|n| n.kind == NodeKind::Process) {
-                if let Ok(p) = serde_json::from_value::<causeway_model::Process>(n.details.clone())
-                {
-                    if p.id != id && !children.iter().any(|c: &ProcessBrief| c.id == p.id) {
-                        children.push(brief(&p, &hn));
-                    }
-                }
-            }
-        }
-        let exit = evs.iter().find(|e| e.kind == Kind::ProcessExit);
-        let flows = evs
-            .iter()
-            .filter(|e| is_flow(e.kind))
-            .filter_map(|e| {
-                let n = e.network.as_ref()?;
-                let direction = match e.kind {
-                    Kind::NetConnect => "outbound",
-                    Kind::NetAccept => "inbound",
-                    _ => "listen",
-                };
-                Some(FlowInfo {
-                    direction: direction.to_string(),
-                    protocol: n.protocol.clone(),
-                    local: n.local.clone(),
-                    remote: n.remote.clone(),
-                    time: e.time,
-                    peer: core.index.peer(e).map(|p| brief(&p, "")),
-                })
+            .flat_map(|&n| {
+                [TraceQuery::backward(), TraceQuery::forward()].map(|q| graph.trace(n, &q.depth(1)))
             })
             .collect();
+        let graph_peers = convert::graph_peers(&around, id);
+        let exit = evs.iter().find(|e| e.kind == Kind::ProcessExit);
+        let mut flows = Vec::new();
+        for e in evs.iter().filter(|e| is_flow(e.kind)) {
+            let Some(n) = e.network.as_ref() else {
+                continue;
+            };
+            let direction = match e.kind {
+                Kind::NetConnect => "outbound",
+                Kind::NetAccept => "inbound",
+                _ => "listen",
+            };
+            let peer = match core.index.peer(e) {
+                Some(p) => Some(brief(&p, "")),
+                None if direction != "listen" => {
+                    match convert::nearest_peer(&graph_peers, direction == "outbound", e.time) {
+                        Some(gp) => self.peer_brief(&core, gp, &host)?,
+                        None => None,
+                    }
+                }
+                None => None,
+            };
+            flows.push(FlowInfo {
+                direction: direction.to_string(),
+                protocol: n.protocol.clone(),
+                local: n.local.clone(),
+                remote: n.remote.clone(),
+                time: e.time,
+                peer,
+            });
+        }
         let files = evs
             .iter()
             .filter_map(|e| {
@@ -316,10 +379,19 @@ impl Backend for NodeBackend {
             Direction::Forward => TraceQuery::forward(),
         }
         .depth(depth);
-        Ok(core
-            .pipeline
-            .graph()
-            .trace_process(id, &q)
+        let graph = core.pipeline.graph();
+        // A trace node id names one image of a process: trace from that image, so "expand"
+        // on a node continues from the node itself.
+        if id.starts_with("proc:") {
+            if let Some(n) = graph
+                .find_key(id)
+                .filter(|&n| graph.node_kind(n) == Some(NodeKind::Process))
+            {
+                return Ok(Some(convert::trace(&graph.trace(n, &q), &[])));
+            }
+        }
+        Ok(graph
+            .trace_process(convert::process_id(id), &q)
             .map(|t| convert::trace(&t, &[])))
     }
 

@@ -86,8 +86,7 @@ impl Direction {
     }
 }
 
-/// The data behind the API. Implemented over the real store/graph/rules by the integrator,
-/// and by [`crate::MemoryBackend`] for tests and the UI's dev server.
+/// The data behind the API, implemented by the node over the real store, graph and rules.
 pub trait Backend: Send + Sync + 'static {
     /// Incidents matching the query, one page.
     fn incidents(&self, query: &IncidentQuery) -> Result<Page<IncidentSummary>, BackendError>;
@@ -100,10 +99,13 @@ pub trait Backend: Send + Sync + 'static {
     fn events(&self, query: &EventQuery) -> Result<Vec<Event>, BackendError>;
 
     /// A process with ancestors, children, flows (with peers) and files; `None` if unknown.
+    /// `id` is a process id or a trace node id of one of its images (`proc:<id>@<start>`):
+    /// every id the API hands out works here.
     fn process(&self, id: &str) -> Result<Option<ProcessDetail>, BackendError>;
 
     /// The causal trace from a process, `depth` (1..=64) hops; `None` if the process is
-    /// unknown. The process itself is always a node.
+    /// unknown. The process itself is always a node. `id` as for [`Backend::process`]; a
+    /// trace node id starts the trace at that image.
     fn trace(
         &self,
         id: &str,

@@ -4,8 +4,8 @@
 //!
 //! Key design choice: the server owns no data. Everything it shows comes through the
 //! object-safe, synchronous [`Backend`] trait (the store is SQLite, so calls run on tokio's
-//! blocking pool), which the integrator implements over the store, graph and rules crates;
-//! [`MemoryBackend`] implements it in RAM for tests and the UI's dev server. What the server
+//! blocking pool), which the node implements over the store, graph and rules crates (its
+//! tests run the real `causeway server` over recorded fixtures). What the server
 //! does itself is what every backend would otherwise repeat: input validation, auth, error
 //! hygiene (JSON `{"error": ...}`, no internals), and aggregation of large traces so the
 //! browser never lays out thousands of nodes.
@@ -15,14 +15,12 @@ pub mod api;
 pub mod backend;
 pub mod error;
 pub mod http;
-pub mod memory;
 pub mod openapi;
 pub mod types;
 
 pub use backend::{Backend, BackendError, Direction, EventQuery, IncidentQuery};
 pub use error::{ApiError, ServeError};
 pub use http::{resolve_token, TokenSource};
-pub use memory::{IncidentSpec, MemoryBackend};
 
 use axum::Router;
 use std::future::Future;

@@ -235,10 +235,10 @@ pub fn document() -> Value {
         ], json_response("Events", array(r("Event"))), &[]),
         "/api/v1/processes/{id}": get(
             "A process with its ancestors, children, flows (with peers) and files",
-            vec![id_param("Process id")],
+            vec![id_param("Process id, or the trace node id of one of its images (`proc:<process id>@<start>`)")],
             json_response("The process", r("ProcessDetail")), &[("404", "No such process")]),
         "/api/v1/processes/{id}/trace": get("Causal trace from a process", vec![
-            id_param("Process id"),
+            id_param("Process id, or the trace node id of one of its images (`proc:<process id>@<start>`): the trace then starts at that image"),
             query("direction", json!({"type": "string", "enum": ["backward", "forward"],
                                       "default": "backward"}),
                   "backward: what caused it; forward: what it caused"),
