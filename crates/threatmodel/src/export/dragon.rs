@@ -41,7 +41,7 @@ fn node(
 
 fn boxed(id: &str, name: &str, x: i64, y: i64, w: i64, h: i64) -> Value {
     json!({
-        "id": uuid_of(id), "shape": "trust-boundary-box", "zIndex": -1,
+        "id": uuid_of(&format!("boundary\0{id}")), "shape": "trust-boundary-box", "zIndex": -1,
         "position": {"x": x, "y": y}, "size": {"width": w, "height": h},
         "attrs": {"headerText": {"text": name}},
         "data": {"type": "tm.BoundaryBox", "name": name, "description": "",

@@ -392,6 +392,7 @@ fn asset_tail(
         let _ = writeln!(o, "        description: {}", q(&desc));
         let proto = match (fnote.encrypted, f.protocol.as_str()) {
             (Some(true), "http") => "https",
+            (Some(true), "unknown-protocol" | "binary") => "binary-encrypted",
             (Some(false), "https") => "http",
             (_, p) => p,
         };
