@@ -39,3 +39,12 @@ fi
 if [ -f ui/package-lock.json ] && command -v npm >/dev/null; then
   (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
 fi
+
+# Tests only: OWASP pytm from PyPI, which loads the threat-model export
+# (crates/threatmodel/tests/exports.rs). Installed for root's python3, as the tests run.
+if [[ "${1:-}" == "test" ]] && command -v python3 >/dev/null; then
+  if ! python3 -c "import pytm" 2>/dev/null; then
+    echo "setup: installing pytm (PyPI)"
+    python3 -m pip install --quiet pytm || python3 -m pip install --quiet --break-system-packages pytm
+  fi
+fi
