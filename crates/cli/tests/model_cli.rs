@@ -18,13 +18,13 @@ fn ingest(dir: &Path) {
     let evs = common::events(&common::Topo::default());
     let file = dir.join("events.jsonl");
     let lines: Vec<String> = evs.iter().map(|e| e.to_json()).collect();
-    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    std::fs::write(&file, lines.join("\n") + "\n").expect("write events");
     let data = dir.join("data");
     let out = causeway(&[
         "ingest",
         "--data-dir",
-        data.to_str().unwrap(),
-        file.to_str().unwrap(),
+        data.to_str().expect("utf-8 path"),
+        file.to_str().expect("utf-8 path"),
     ]);
     assert!(
         out.status.success(),

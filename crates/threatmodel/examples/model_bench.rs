@@ -109,6 +109,7 @@ fn main() {
         m.entry_points.len(),
         m.flows.len()
     );
+    println!("after build: {}", peak_rss_kb());
     let notes = Annotations::default();
     let meta = Meta {
         title: "bench".into(),

@@ -273,8 +273,28 @@ impl ThreatModel {
         id
     }
 
-    /// The boundary directly containing an element.
+    /// The boundary directly containing an element (a scan: exports use [`Self::membership`]).
     pub fn boundary_of(&self, id: &str) -> Option<&Boundary> {
         self.boundaries.values().find(|b| b.members.contains(id))
+    }
+
+    /// Element id → the id of the boundary directly containing it.
+    pub fn membership(&self) -> BTreeMap<&str, &str> {
+        let mut out = BTreeMap::new();
+        for b in self.boundaries.values() {
+            for m in &b.members {
+                out.insert(m.as_str(), b.id.as_str());
+            }
+        }
+        out
+    }
+
+    /// Entry points per workload id.
+    pub fn entry_points_by_workload(&self) -> BTreeMap<&str, Vec<&EntryPoint>> {
+        let mut out: BTreeMap<&str, Vec<&EntryPoint>> = BTreeMap::new();
+        for e in self.entry_points.values() {
+            out.entry(e.workload.as_str()).or_default().push(e);
+        }
+        out
     }
 }

@@ -81,6 +81,7 @@ pub fn render(a: &Annotated<'_>) -> String {
         cells.push(c);
         y += H + 40;
     }
+    let eps = m.entry_points_by_workload();
     let wnode = |w: &Workload, x: i64, y: i64| -> Value {
         let n = a.note(&w.id);
         let desc = n.description.clone().unwrap_or_else(|| {
@@ -101,8 +102,9 @@ pub fn render(a: &Annotated<'_>) -> String {
                 "storesCredentials": false, "storesInventory": false}),
             )
         } else {
-            let web = m.entry_points.values().any(|e| {
-                e.workload == w.id && classify::protocol_for_port(e.port).starts_with("http")
+            let web = eps.get(w.id.as_str()).is_some_and(|v| {
+                v.iter()
+                    .any(|e| classify::protocol_for_port(e.port).starts_with("http"))
             });
             node(
                 &w.id,

@@ -34,18 +34,15 @@ pub fn render(a: &Annotated<'_>) -> String {
         zones.push(z);
     }
     // Outside parties not in the internet zone get a zone of their own.
-    let needs_outside = m.externals.values().any(|x| m.boundary_of(&x.id).is_none());
+    let inside = m.membership();
+    let needs_outside = m.externals.keys().any(|x| !inside.contains_key(x.as_str()));
     if needs_outside {
         zones.push(
             json!({"id": "outside", "name": "outside the monitored hosts", "type": "network",
                           "risk": {"trustRating": 20}}),
         );
     }
-    let zone_of = |id: &str| {
-        m.boundary_of(id)
-            .map(|b| b.id.clone())
-            .unwrap_or_else(|| "outside".into())
-    };
+    let zone_of = |id: &str| inside.get(id).copied().unwrap_or("outside").to_string();
     let mut comps: Vec<Value> = Vec::new();
     for x in m.externals.values() {
         comps.push(json!({"id": x.id, "name": x.name, "type": "generic-client",

@@ -83,9 +83,10 @@ pub fn render(a: &Annotated<'_>) -> String {
         }
         var.insert(&b.id, v);
     }
+    let inside = m.membership();
+    let by_wl = m.entry_points_by_workload();
     let boundary_of = |id: &str, var: &BTreeMap<&str, String>| -> Option<String> {
-        m.boundary_of(id)
-            .and_then(|b| var.get(b.id.as_str()).cloned())
+        inside.get(id).and_then(|b| var.get(b).cloned())
     };
     for x in m.externals.values() {
         next += 1;
@@ -108,11 +109,7 @@ pub fn render(a: &Annotated<'_>) -> String {
     for w in m.workloads.values() {
         next += 1;
         let v = format!("v{next}");
-        let eps: Vec<&EntryPoint> = m
-            .entry_points
-            .values()
-            .filter(|e| e.workload == w.id)
-            .collect();
+        let eps: &[&EntryPoint] = by_wl.get(w.id.as_str()).map_or(&[], Vec::as_slice);
         let class = if w.datastore {
             "Datastore"
         } else if eps.is_empty() {
