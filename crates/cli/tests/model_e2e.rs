@@ -2,11 +2,15 @@
 //! frontend (python3 http.server on all interfaces), which calls an API (python3, loopback),
 //! which reads a planted credential file and calls a datastore (python3 socket server on a
 //! loopback port). Recorded with `causeway agent`, ingested, then `causeway model show`.
-//! Each tier is started under `sh -c '...; :'` so that its workload root is its own
+//! The datastore runs in a real cgroup named like a docker scope (the agent attributes it to
+//! that container id from its cgroup; it shares the host's network namespace, unlike a runc
+//! container, so the loopback topology still works). Each tier is started under `sh -c '...; :'` so that its workload root is its own
 //! interpreter below a shell (the session rule), not the test harness.
 
 mod support;
 
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -15,6 +19,38 @@ fn causeway(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("run causeway")
+}
+
+fn cgroup2_root() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
+    mounts
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
+        })
+        .expect("a cgroup2 mount")
+}
+
+/// Move the child into `procs` (a cgroup's `cgroup.procs`) before it execs.
+fn into_cgroup(cmd: &mut Command, procs: &std::path::Path) {
+    let procs_c = std::ffi::CString::new(procs.to_string_lossy().as_bytes()).expect("cstring");
+    // SAFETY: open/write/close are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs_c.as_ptr(), libc::O_WRONLY);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+            libc::close(fd);
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
 }
 
 #[test]
@@ -45,16 +81,21 @@ fn real_topology_becomes_the_model() {
         "import http.server, socket\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        open({cred:?}).read()\n        c=socket.create_connection(('127.0.0.1',{pd})); c.sendall(b'get'); v=c.recv(10); c.close()\n        self.send_response(200); self.end_headers(); self.wfile.write(v)\nhttp.server.HTTPServer(('127.0.0.1',{pa}),H).serve_forever()\n")).unwrap();
     std::fs::write(d.join("frontend.py"), format!(
         "import http.server, urllib.request\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        v=urllib.request.urlopen('http://127.0.0.1:{pa}/').read()\n        self.send_response(200); self.end_headers(); self.wfile.write(v)\nhttp.server.HTTPServer(('0.0.0.0',{pf}),H).serve_forever()\n")).unwrap();
+    let cid = format!("{:0>64}", format!("c0ffee{:x}", std::process::id()));
+    let cg = cgroup2_root().join(format!("docker-{cid}.scope"));
+    std::fs::create_dir(&cg).expect("mkdir cgroup");
     let agent = support::Agent::start(&["--sensitive", cred.to_str().unwrap()]);
     let mut kids = Vec::new();
     for s in ["datastore.py", "api.py", "frontend.py"] {
-        let child = Command::new("sh")
-            .arg("-c")
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
             .arg(format!("python3 {}; :", d.join(s).display()))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
+        if s == "datastore.py" {
+            into_cgroup(&mut cmd, &cg.join("cgroup.procs"));
+        }
+        let child = cmd.spawn().unwrap();
         kids.push(child);
         std::thread::sleep(Duration::from_millis(400));
     }
@@ -86,6 +127,12 @@ fn real_topology_becomes_the_model() {
         }
         let _ = k.kill();
         let _ = k.wait();
+    }
+    for _ in 0..50 {
+        if std::fs::remove_dir(&cg).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
     assert!(ok, "the topology did not answer");
     let file = d.join("events.jsonl");
@@ -137,7 +184,39 @@ fn real_topology_becomes_the_model() {
             .unwrap()
             .to_string()
     };
-    let (fe, api, db) = (wl("frontend.py"), wl("api.py"), wl("datastore.py"));
+    let (fe, api) = (wl("frontend.py"), wl("api.py"));
+    // The datastore's workload is its container (named by id, its tree collapsed).
+    let dbw = m["workloads"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|w| w["container"] == cid.as_str())
+        .unwrap_or_else(|| panic!("no container workload {cid}"));
+    assert_eq!(dbw["kind"], "container");
+    assert_eq!(
+        dbw["datastore"], false,
+        "port {pd} is not a known datastore port"
+    );
+    let db = dbw["id"].as_str().unwrap().to_string();
+    let boundaries = m["boundaries"].as_object().unwrap();
+    let cb = boundaries
+        .values()
+        .find(|b| {
+            b["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x == db.as_str())
+        })
+        .expect("container boundary");
+    assert_eq!(cb["kind"], "container");
+    let host = &boundaries[cb["parent"].as_str().unwrap()];
+    assert_eq!(host["kind"], "host");
+    assert!(host["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x == api.as_str()));
     let flow = |src: &str, dst: &str, port: u16| {
         m["flows"]
             .as_object()
