@@ -46,7 +46,7 @@ pub struct ModelBuilder {
     m: ThreatModel,
     /// Process id → workload id, resolved once per process image (dropped at exec and exit).
     resolved: FxHashMap<Arc<str>, Arc<str>>,
-    /// Host of each workload's first event (for the boundary it sits in).
+    /// Connects held for the pairing window (see the crate doc: a connection counts once).
     pending: VecDeque<Event>,
     newest: i64,
 }
