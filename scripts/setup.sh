@@ -40,3 +40,17 @@ fi
 if [ -f ui/package-lock.json ] && command -v npm >/dev/null; then
   (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
 fi
+
+# Tests only: OWASP pytm from PyPI, which loads the threat-model export
+# (crates/threatmodel/tests/exports.rs); python3 also runs the loopback topology of
+# crates/cli/tests/model_e2e.rs. Installed for root's python3, as the tests run.
+if [[ "${1:-}" == "test" ]]; then
+  if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
+    apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 python3 python3-pip
+  fi
+  if ! python3 -c "import pytm" 2>/dev/null; then
+    echo "setup: installing pytm (PyPI)"
+    # Debian's python3 refuses system-wide pip installs (PEP 668) unless told.
+    python3 -m pip install --quiet pytm || python3 -m pip install --quiet --break-system-packages pytm
+  fi
+fi

@@ -40,6 +40,8 @@ enum Command {
     Incidents(cmd::incidents::Args),
     /// Walk the causal graph backward (what caused it) or forward (what it caused) from a process.
     Trace(cmd::trace::Args),
+    /// The threat model derived from the store: show or export.
+    Model(cmd::model::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Rules(a) => cmd::rules::run(a),
         Command::Policy(a) => cmd::policy::run(a),
         Command::Rule(a) => cmd::rule::run(a),
+        Command::Model(a) => cmd::model::run(a),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod events;
 pub mod incidents;
 pub mod ingest;
+pub mod model;
 pub mod policy;
 pub mod rule;
 pub mod rules;
