@@ -358,7 +358,7 @@ impl SqliteStore {
             let mut ins_detail =
                 tx.prepare_cached("INSERT INTO details(id, text, json) VALUES (?1, ?2, ?3)")?;
             let mut bump = tx.prepare_cached(
-                "UPDATE events SET n = coalesce(n, 1) + 1, last = max(coalesce(last, time), ?1) WHERE id = ?2",
+                "UPDATE events SET n = coalesce(n, 1) + ?3, last = max(coalesce(last, time), ?1) WHERE id = ?2",
             )?;
             for (ev, verdict) in batch {
                 let hk = (ev.host.id.clone(), ev.host.name.clone());
@@ -406,6 +406,9 @@ impl SqliteStore {
                     Some(id)
                 };
                 let t = ev.time.0;
+                // An event the kernel folded stands for `occ` occurrences up to `last_t`.
+                let occ = i64::try_from(ev.occurrences()).unwrap_or(i64::MAX);
+                let last_t = ev.repeat.map_or(t, |r| r.last_time.0.max(t));
                 let mut slot = Slot {
                     row: 0,
                     kind: kind_code(ev.kind),
@@ -421,11 +424,11 @@ impl SqliteStore {
                     {
                         if s.row >= first_new {
                             if let Some(r) = rows.get_mut((s.row - first_new) as usize) {
-                                r.n += 1;
-                                r.last = r.last.max(t);
+                                r.n = r.n.saturating_add(occ);
+                                r.last = r.last.max(last_t);
                             }
                         } else {
-                            bump.execute(params![t, s.row])?;
+                            bump.execute(params![last_t, s.row, occ])?;
                         }
                         continue;
                     }
@@ -441,8 +444,8 @@ impl SqliteStore {
                 rows.push(Row {
                     slot,
                     time: t,
-                    last: t,
-                    n: 1,
+                    last: last_t,
+                    n: occ,
                 });
             }
             let mut ins = tx.prepare_cached(

@@ -361,3 +361,30 @@ fn retention_by_age_and_size() {
     assert_eq!(newest_kept, 19_999 * 1_000_000_000);
     assert!(s.check().unwrap().is_empty());
 }
+
+#[test]
+fn kernel_folded_events_keep_their_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = open(dir.path());
+    let mut evs = writes(3, "/var/log/app.log");
+    // The kernel folded 500 identical writes into the second record.
+    evs[1].repeat = Some(causeway_model::Repeat {
+        count: 500,
+        last_time: Timestamp(1_000_000_000 + 900),
+    });
+    for e in evs {
+        p.ingest(e).unwrap();
+    }
+    p.flush().unwrap();
+    let stored = p
+        .store()
+        .events(&EventQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    let total: u64 = stored.iter().map(|s| s.count).sum();
+    assert_eq!(total, 502, "{stored:?}");
+    let last = stored.iter().map(|s| s.last_time).max().unwrap();
+    assert!(last >= Timestamp(1_000_000_000 + 900));
+}
