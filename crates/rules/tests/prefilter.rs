@@ -631,9 +631,11 @@ fn prefilter_is_exact_on_recorded_fixtures() {
     let rules = shipped();
     let mut files = Vec::new();
     jsonl_fixtures(&root().join("crates"), &mut files);
+    // The recordings of the real agent (tests/fixtures/README.md).
+    jsonl_fixtures(&root().join("tests"), &mut files);
     files.sort();
     assert!(
-        files.iter().any(|f| f.ends_with("demo-events.jsonl")),
+        files.iter().any(|f| f.ends_with("revshell.jsonl")),
         "{files:?}"
     );
     let mut flags = 0;
