@@ -20,6 +20,7 @@
 //! killed at any point (tested with `kill -9`); on power loss the last batches may roll back
 //! but the database stays consistent. `SqliteOptions::durable` selects `synchronous=FULL`.
 
+mod codec;
 mod pipeline;
 mod sqlite;
 

@@ -1,4 +1,4 @@
-//! The embedded SQLite store. Schema (version 1):
+//! The embedded SQLite store (the encoding of event parts is in `codec`). Schema (version 2):
 //!
 //! - `hosts(id, hid, name)`: each distinct event host.
 //! - `procs(id, pid, text, json)`: each distinct process snapshot (the model `Process` as
@@ -11,15 +11,12 @@
 //!
 //! All SQL is static text with bound parameters; nothing from an event is ever spliced in.
 
+use crate::codec::{detail_ref, detail_text, hash_process, proc_text, Detail};
 use crate::*;
-use causeway_model::{
-    Bpf, Cred, Enforcement, Exec, Exit, File, Host, Memfd, Module, Mount, Network, Process, Target,
-};
+use causeway_model::{Host, Process};
 use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use rustc_hash::FxHashMap;
-use serde::Deserialize;
 use std::collections::BinaryHeap;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -62,117 +59,6 @@ CREATE INDEX IF NOT EXISTS incidents_last ON incidents(last_seen);
 pub struct SqliteOptions {
     /// `synchronous=FULL`: committed batches also survive power loss (slower).
     pub durable: bool,
-}
-
-/// The kind-specific part of an event, borrowed for writing.
-#[derive(serde::Serialize)]
-struct DetailRef<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exec: Option<&'a Exec>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exit: Option<&'a Exit>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    network: Option<&'a Network>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file: Option<&'a File>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cred: Option<&'a Cred>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<&'a Target>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mount: Option<&'a Mount>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    module: Option<&'a Module>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bpf: Option<&'a Bpf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    memfd: Option<&'a Memfd>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    enforcement: Option<&'a Enforcement>,
-}
-
-/// The kind-specific part of an event, owned for reading.
-#[derive(Deserialize, Default, Clone)]
-struct Detail {
-    exec: Option<Exec>,
-    exit: Option<Exit>,
-    network: Option<Network>,
-    file: Option<File>,
-    cred: Option<Cred>,
-    target: Option<Target>,
-    mount: Option<Mount>,
-    module: Option<Module>,
-    bpf: Option<Bpf>,
-    memfd: Option<Memfd>,
-    enforcement: Option<Enforcement>,
-}
-
-fn detail_ref(e: &Event) -> DetailRef<'_> {
-    DetailRef {
-        exec: e.exec.as_ref(),
-        exit: e.exit.as_ref(),
-        network: e.network.as_ref(),
-        file: e.file.as_ref(),
-        cred: e.cred.as_ref(),
-        target: e.target.as_ref(),
-        mount: e.mount.as_ref(),
-        module: e.module.as_ref(),
-        bpf: e.bpf.as_ref(),
-        memfd: e.memfd.as_ref(),
-        enforcement: e.enforcement.as_ref(),
-    }
-}
-
-/// Lower-cased searchable paths of a detail.
-fn detail_text(e: &Event) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    if let Some(f) = &e.file {
-        parts.push(&f.path);
-        if let Some(n) = &f.new_path {
-            parts.push(n);
-        }
-    }
-    if let Some(x) = &e.exec {
-        parts.push(&x.filename);
-    }
-    if let Some(m) = &e.module {
-        if let Some(p) = &m.path {
-            parts.push(p);
-        }
-    }
-    if let Some(m) = &e.mount {
-        parts.push(&m.source);
-        parts.push(&m.target);
-    }
-    if let Some(m) = &e.memfd {
-        parts.push(&m.name);
-    }
-    parts.join("\n").to_lowercase()
-}
-
-fn proc_text(p: &Process) -> String {
-    format!("{}\n{}", p.exe, p.argv.join(" ")).to_lowercase()
-}
-
-/// Hash every field of a process snapshot (the model type does not derive `Hash`).
-fn hash_process(p: &Process) -> u64 {
-    let mut h = rustc_hash::FxHasher::default();
-    (
-        &p.id,
-        p.pid,
-        p.ppid,
-        &p.parent_id,
-        &p.exe,
-        &p.argv,
-        p.argv_truncated,
-    )
-        .hash(&mut h);
-    (
-        &p.cwd, &p.comm, p.uid, p.euid, p.gid, p.egid, p.auid, p.session,
-    )
-        .hash(&mut h);
-    (&p.tty, p.start_time, &p.container, &p.service).hash(&mut h);
-    h.finish()
 }
 
 fn kind_code(k: Kind) -> i64 {
