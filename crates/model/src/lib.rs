@@ -11,9 +11,11 @@ pub mod escape;
 pub mod event;
 pub mod id;
 pub mod lineage;
+pub mod severity;
 pub mod timefmt;
 
 pub use escape::{escape_bytes, unescape};
 pub use event::*;
 pub use id::{HostId, ProcessKey};
 pub use lineage::{Lineage, NoLineage};
+pub use severity::Severity;

@@ -446,7 +446,7 @@ impl Backend for NodeBackend {
                 id: r.id.clone(),
                 title: r.title.clone(),
                 description: r.description.clone(),
-                severity: convert::severity(r.severity),
+                severity: r.severity,
                 techniques: r.techniques.clone(),
                 tactic: r.tactic.clone(),
                 kinds: r.kinds.iter().map(|k| k.as_str().to_string()).collect(),

@@ -6,24 +6,16 @@ use causeway_graph::{EdgeKind, NodeKind, Trace as GTrace, TraceNode as GTraceNod
 use causeway_model::timefmt::Timestamp;
 use causeway_rules::{Incident, IncidentFlag, Ruleset};
 use causeway_server::types::{
-    Flag, IncidentSummary, ProcessBrief, ProcessRef, RootProcess, Severity, Trace, TraceEdge,
-    TraceNode,
+    Flag, IncidentSummary, ProcessBrief, ProcessRef, RootProcess, Trace, TraceEdge, TraceNode,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-
-pub fn severity(s: causeway_rules::Severity) -> Severity {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().and_then(Severity::parse))
-        .unwrap_or(Severity::Info)
-}
 
 pub fn summary(i: &Incident) -> IncidentSummary {
     IncidentSummary {
         id: i.id.clone(),
         title: i.title.clone(),
         score: f64::from(i.score),
-        severity: severity(i.severity),
+        severity: i.severity,
         techniques: i.techniques.clone(),
         root_process: RootProcess {
             id: i.root.id.clone(),
@@ -58,7 +50,7 @@ pub fn flag(f: &IncidentFlag, i: &Incident, rules: &Ruleset) -> Flag {
                 .unwrap_or(&f.rule_id)
                 .to_string()
         }),
-        severity: severity(f.severity),
+        severity: f.severity,
         techniques: f.techniques.clone(),
         tactic: f.tactic.clone(),
         time: f.time,
