@@ -174,8 +174,11 @@ impl Core {
             self.counters.suppressed_flags +=
                 flags.iter().filter(|f| f.suppressed_by.is_some()).count() as u64;
         }
-        for f in flags.iter().filter(|f| f.suppressed_by.is_none()) {
-            self.exports.offer(&Output::Flag(Arc::new(f.clone())));
+        // Copies for the sinks only when there are sinks: the common case has none.
+        if !self.exports.is_empty() {
+            for f in flags.iter().filter(|f| f.suppressed_by.is_none()) {
+                self.exports.offer(&Output::Flag(Arc::new(f.clone())));
+            }
         }
         for u in updates {
             self.incident_sinks(&u);
@@ -205,14 +208,16 @@ impl Core {
             }
             Err(e) => tracing::error!("encoding incident {}: {e}", i.id),
         }
-        self.exports.offer(&Output::Incident {
-            change: if u.opened {
-                Change::Opened
-            } else {
-                Change::Updated
-            },
-            incident: Arc::new(i.clone()),
-        });
+        if !self.exports.is_empty() {
+            self.exports.offer(&Output::Incident {
+                change: if u.opened {
+                    Change::Opened
+                } else {
+                    Change::Updated
+                },
+                incident: Arc::new(i.clone()),
+            });
+        }
         let change = if u.opened { "new" } else { "updated" };
         // No subscriber is not an error: the UI may simply not be open.
         let _ = self.updates.send(causeway_server::types::IncidentUpdate {

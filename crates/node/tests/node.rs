@@ -2,22 +2,10 @@
 //! through the shipped rules, the API backend serves it with its causal trace, and it is
 //! still there after the node is reopened on the same store.
 
-use causeway_model::Event;
+mod common;
 use causeway_node::{Node, NodeConfig};
 use causeway_server::{Backend, Direction, EventQuery, IncidentQuery};
-use std::path::PathBuf;
-
-fn fixture(name: &str) -> Vec<Event> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../rules/tests/fixtures")
-        .join(name);
-    std::fs::read_to_string(&p)
-        .expect("fixture")
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| Event::from_json(l).expect("event"))
-        .collect()
-}
+use common::{fixture, incidents};
 
 #[test]
 fn replayed_attack_raises_a_persistent_incident_with_its_trace() {
@@ -108,13 +96,7 @@ fn benign_replay_raises_nothing() {
         node.submit_blocking(e);
     }
     node.sync();
-    let page = node
-        .backend(None)
-        .incidents(&IncidentQuery {
-            limit: 10,
-            ..Default::default()
-        })
-        .expect("list");
+    let page = incidents(&node);
     assert_eq!(page.total, 0, "{:?}", page.items);
     node.shutdown();
 }

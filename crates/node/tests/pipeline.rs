@@ -2,23 +2,12 @@
 //! index survives a restart, a bulk flood is shed in its own lane without costing a single
 //! critical event or the incident that matters, and rules reload all or nothing.
 
+mod common;
 use causeway_model::{Event, File, Kind, Process};
 use causeway_node::{Node, NodeConfig};
-use causeway_server::{Backend, IncidentQuery};
-use std::path::PathBuf;
+use causeway_server::Backend;
+use common::{fixture, incidents};
 use std::sync::Arc;
-
-fn fixture(name: &str) -> Vec<Event> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../rules/tests/fixtures")
-        .join(name);
-    std::fs::read_to_string(&p)
-        .expect("fixture")
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| Event::from_json(l).expect("event"))
-        .collect()
-}
 
 fn cfg(dir: &std::path::Path) -> NodeConfig {
     NodeConfig {
@@ -149,13 +138,7 @@ fn a_bulk_flood_is_shed_in_its_own_lane_and_the_attack_still_opens_an_incident()
     ] {
         assert_eq!(losses.intake_lost(k), 0, "{k} lost");
     }
-    let page = node
-        .backend(None)
-        .incidents(&IncidentQuery {
-            limit: 10,
-            ..Default::default()
-        })
-        .expect("list");
+    let page = incidents(&node);
     assert_eq!(page.total, 1, "{:?}", page.items);
     let h = node.backend(None).health().expect("health");
     assert!(
@@ -250,13 +233,7 @@ fn incidents_and_flags_reach_the_export_sinks_while_a_dead_sink_costs_detection_
         node.submit_blocking(e);
     }
     node.sync();
-    let page = node
-        .backend(None)
-        .incidents(&IncidentQuery {
-            limit: 10,
-            ..Default::default()
-        })
-        .expect("list");
+    let page = incidents(&node);
     assert_eq!(page.total, 1);
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),

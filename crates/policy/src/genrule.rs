@@ -13,7 +13,7 @@
 use crate::track::basename;
 use crate::write::scalar;
 use causeway_model::{Event, Kind};
-use causeway_rules::{Lineage, MemoryLineage};
+use causeway_rules::{Lineage, ProcessIndex};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -68,7 +68,7 @@ pub fn rule_from_incident(
         .ok_or_else(|| bad("no `flags`"))?;
     let mut sorted: Vec<&Event> = events.iter().collect();
     sorted.sort_by_key(|e| e.time);
-    let mut lineage = MemoryLineage::new();
+    let mut lineage = ProcessIndex::new();
     for e in &sorted {
         lineage.observe(e);
     }

@@ -6,7 +6,7 @@
 use causeway_model::Event;
 use causeway_policy::rule_from_incident;
 use causeway_rules::testcase::read_events;
-use causeway_rules::{IncidentConfig, IncidentEngine, MemoryLineage, Ruleset};
+use causeway_rules::{IncidentConfig, IncidentEngine, ProcessIndex, Ruleset};
 use std::path::{Path, PathBuf};
 
 fn rules_fixture(name: &str) -> PathBuf {
@@ -23,7 +23,7 @@ fn events(name: &str) -> Vec<Event> {
 fn incident_of(events: &[Event]) -> serde_json::Value {
     let shipped = Ruleset::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules")])
         .expect("shipped rules");
-    let mut lineage = MemoryLineage::new();
+    let mut lineage = ProcessIndex::new();
     let mut engine = IncidentEngine::new(IncidentConfig::default());
     for e in events {
         lineage.observe(e);
@@ -68,7 +68,7 @@ fn fired(rule_yaml: &str, events: &[Event]) -> Vec<String> {
     let loaded = Ruleset::from_sources(&[(Path::new("generated.yaml"), rule_yaml)]);
     assert!(loaded.errors.is_empty(), "{:?}\n{rule_yaml}", loaded.errors);
     assert_eq!(loaded.ruleset.rules().len(), 1);
-    let mut lineage = MemoryLineage::new();
+    let mut lineage = ProcessIndex::new();
     let mut out = Vec::new();
     for e in events {
         lineage.observe(e);

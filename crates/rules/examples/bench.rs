@@ -13,7 +13,7 @@ use causeway_model::timefmt::Timestamp;
 use causeway_model::*;
 use causeway_rules::testcase::read_events;
 use causeway_rules::{
-    EvalStats, Flag, IncidentConfig, IncidentEngine, Lineage, MemoryLineage, Ruleset,
+    EvalStats, Flag, IncidentConfig, IncidentEngine, Lineage, ProcessIndex, Ruleset,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -321,7 +321,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cov.rules - cov.guarded
     );
     let events = synth(n);
-    let mut lineage = MemoryLineage::new();
+    let mut lineage = ProcessIndex::new();
     for e in &events {
         lineage.observe(e);
     }
@@ -363,7 +363,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("    {id} on {k}: {c}");
     }
     let recorded = fixtures()?;
-    let mut rec_lineage = MemoryLineage::new();
+    let mut rec_lineage = ProcessIndex::new();
     for e in &recorded {
         rec_lineage.observe(e);
     }
@@ -386,7 +386,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("    {id}: {:.3} s total", c);
     }
     // 2. Full pipeline per event (lineage update + evaluate + incidents): service times.
-    let mut lineage = MemoryLineage::new();
+    let mut lineage = ProcessIndex::new();
     let mut inc = IncidentEngine::new(IncidentConfig::default());
     let mut service = Vec::with_capacity(n);
     for e in &events {

@@ -28,7 +28,7 @@ pub use eval::{EvalStats, Flag};
 pub use incident::{
     Incident, IncidentConfig, IncidentEngine, IncidentFlag, IncidentUpdate, ProcessRef, Trace,
 };
-pub use lineage::{Lineage, MemoryLineage, NoLineage, ProcessIndex};
+pub use lineage::{Lineage, NoLineage, ProcessIndex};
 pub use prefilter::Coverage;
 pub use ruleset::{Loaded, Rule, Ruleset};
 pub use schema::Severity;

@@ -5,6 +5,3 @@
 
 pub use causeway_index::ProcessIndex;
 pub use causeway_model::{Lineage, NoLineage};
-
-/// The process index under the name older callers used.
-pub type MemoryLineage = ProcessIndex;

@@ -11,7 +11,7 @@
 
 use crate::diag::{Diagnostic, FileError, Pos};
 use crate::eval::Flag;
-use crate::lineage::MemoryLineage;
+use crate::lineage::ProcessIndex;
 use crate::ruleset::Ruleset;
 use crate::yaml::{self, Value};
 use causeway_model::Event;
@@ -207,7 +207,7 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>, CaseError> {
 
 /// Replay events in order through an in-memory lineage; every flag, suppressed ones too.
 pub fn replay(events: &[Event], rules: &Ruleset) -> Vec<Flag> {
-    let mut lineage = MemoryLineage::new();
+    let mut lineage = ProcessIndex::new();
     let mut flags = Vec::new();
     for e in events {
         lineage.observe(e);

@@ -2,7 +2,7 @@
 
 use causeway_rules::testcase::read_events;
 use causeway_rules::{
-    IncidentConfig, IncidentEngine, IncidentUpdate, MemoryLineage, Ruleset, Severity,
+    IncidentConfig, IncidentEngine, IncidentUpdate, ProcessIndex, Ruleset, Severity,
 };
 use std::path::{Path, PathBuf};
 
@@ -10,8 +10,8 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn run(rules: &Ruleset, fixtures: &[&str]) -> (IncidentEngine, MemoryLineage, Vec<IncidentUpdate>) {
-    let mut lineage = MemoryLineage::new();
+fn run(rules: &Ruleset, fixtures: &[&str]) -> (IncidentEngine, ProcessIndex, Vec<IncidentUpdate>) {
+    let mut lineage = ProcessIndex::new();
     let mut engine = IncidentEngine::new(IncidentConfig::default());
     let mut updates = Vec::new();
     for name in fixtures {
@@ -153,7 +153,7 @@ fn discovery_burst_raises_a_synthetic_flag() {
         burst_min: 2,
         ..IncidentConfig::default()
     };
-    let mut lineage = MemoryLineage::new();
+    let mut lineage = ProcessIndex::new();
     let mut eng = IncidentEngine::new(cfg);
     for e in read_events(&root().join("tests/fixtures/webshell.jsonl")).expect("events") {
         lineage.observe(&e);
@@ -172,7 +172,7 @@ fn discovery_burst_raises_a_synthetic_flag() {
 fn after_an_idle_trace_closes_later_flags_of_the_root_join_one_new_incident() {
     let rules = shipped();
     let events = read_events(&root().join("tests/fixtures/reverse_shell.jsonl")).expect("events");
-    let mut lineage = MemoryLineage::new();
+    let mut lineage = ProcessIndex::new();
     let mut engine = IncidentEngine::new(IncidentConfig::default());
     // The same attack twice, the second run two hours later (its flags at several distinct
     // times): the first trace is idle by then, so a new one opens, and only one.

@@ -6,7 +6,7 @@
 use causeway_model::timefmt::Timestamp;
 use causeway_model::*;
 use causeway_rules::testcase::read_events;
-use causeway_rules::{Lineage, MemoryLineage, Ruleset};
+use causeway_rules::{Lineage, ProcessIndex, Ruleset};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
@@ -588,7 +588,7 @@ fn prefilter_is_exact_on_generated_events() {
     let skipped = std::cell::Cell::new(0usize);
     runner
         .run(&g.case(), |(gp, parent, e)| {
-            let mut lineage = MemoryLineage::new();
+            let mut lineage = ProcessIndex::new();
             lineage.observe(&exec_of(&gp));
             lineage.observe(&exec_of(&parent));
             let n = same_flags(&rules, &e, &lineage).map_err(TestCaseError::fail)?;
@@ -641,7 +641,7 @@ fn prefilter_is_exact_on_recorded_fixtures() {
     let mut flags = 0;
     let mut events = 0;
     for f in &files {
-        let mut lineage = MemoryLineage::new();
+        let mut lineage = ProcessIndex::new();
         for e in read_events(f).expect("test setup") {
             lineage.observe(&e);
             flags += same_flags(&rules, &e, &lineage).unwrap_or_else(|m| panic!("{f:?}: {m}"));
@@ -690,7 +690,7 @@ fn hostile_strings_do_not_panic_and_stay_exact() {
                 name: path,
                 ..Default::default()
             });
-            let lineage = MemoryLineage::new();
+            let lineage = ProcessIndex::new();
             same_flags(&rules, &e, &lineage).map_err(TestCaseError::fail)?;
             Ok(())
         })
